@@ -1,0 +1,1 @@
+"""The tool-calling chat loop, its hooks, and MCP-to-OpenAI tool conversion."""

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible chat completion client: requests, retries, streaming and typed results."""

@@ -1,0 +1,1 @@
+"""MCP clients: one actor per server, the session manager and the tool registry."""

@@ -1,0 +1,1 @@
+"""Helpers for tests: scripted servers, hypothesis strategies and the transport contract check."""
