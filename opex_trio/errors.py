@@ -7,20 +7,20 @@ specific class below, with the original chained as ``__cause__``.
 ::
 
     OpexError
-    ├── ConfigError (ValueError)             bad input from the program: a config, an argument
-    ├── ProtocolError                         the peer broke JSON-RPC or MCP (or we got bytes we cannot parse)
+    ├── ConfigError (ValueError)             bad input from the program: config, argument
+    ├── ProtocolError                         the peer broke JSON-RPC or MCP, or sent garbage
     │   ├── MessageTooLargeError              a message over the configured size limit
     │   └── VersionNegotiationError           no protocol version both sides speak
-    ├── McpError                              a JSON-RPC error *received* from an MCP server (code, message, data)
-    ├── RequestTimeoutError (TimeoutError)    an MCP request's deadline passed (the server was told)
+    ├── McpError                              a JSON-RPC error *received* from a server
+    ├── RequestTimeoutError (TimeoutError)    an MCP request's deadline passed
     ├── TransportError                        the connection to an MCP server
-    │   ├── TransportClosedError              closed by us; using it afterwards is a bug in the caller
+    │   ├── TransportClosedError              closed by us; using it later is a bug
     │   └── TransportBrokenError              broken by the peer or the network
-    │       └── ServerExitedError             a stdio server process exited (exit status, stderr tail)
+    │       └── ServerExitedError             a stdio server process exited
     ├── ServerUnavailableError                a managed server is restarting, failed or removed
     ├── SupervisionError                      a supervised task exceeded its restart intensity
     └── LLMError                              the OpenAI-compatible API
-        ├── APIStatusError                    an error status or an error object in a 200 body
+        ├── APIStatusError                    an error status, or an error in a 200 body
         │   ├── BadRequestError               400, 413, 422
         │   ├── AuthenticationError           401
         │   ├── PermissionDeniedError         403
@@ -29,7 +29,7 @@ specific class below, with the original chained as ``__cause__``.
         │   └── ServerError                   5xx
         ├── APIConnectionError                connect failures, resets, protocol errors
         ├── APITimeoutError (TimeoutError)    a read/connect timeout or the call's deadline
-        └── StreamError                       a stream that broke, errored or ended before ``[DONE]``
+        └── StreamError                       a stream broke, errored or ended early
 
 Three distinctions run through the tree:
 
