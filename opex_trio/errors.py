@@ -109,12 +109,17 @@ class ProtocolError(OpexError):
 
 
 class MessageTooLargeError(ProtocolError):
-    """A message exceeded the configured maximum size and was discarded."""
+    """A message exceeded the configured maximum size and was discarded.
 
-    def __init__(self, message: str, *, size: int, limit: int) -> None:
+    ``head`` keeps its first bytes, enough to find the id of the request it
+    answered so that exactly that request can fail.
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int, head: bytes = b"") -> None:
         super().__init__(message, code=-32600)
         self.size = size
         self.limit = limit
+        self.head = head
 
 
 class VersionNegotiationError(ProtocolError):

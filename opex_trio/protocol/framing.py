@@ -25,11 +25,13 @@ __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "LineFramer"]
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 """Default limit for one message: 4 MiB."""
 
+_HEAD = 256
+
 
 class LineFramer:
     """Split a byte stream into lines of at most ``max_size`` bytes (newline excluded)."""
 
-    __slots__ = ("_buffer", "_discarded", "_discarding", "max_size")
+    __slots__ = ("_buffer", "_discarded", "_discarding", "_head", "max_size")
 
     def __init__(self, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         if max_size <= 0:
@@ -38,6 +40,7 @@ class LineFramer:
         self._buffer = bytearray()
         self._discarding = False
         self._discarded = 0
+        self._head = b""
 
     def feed(self, data: bytes) -> list[bytes | MessageTooLargeError]:
         """Take more bytes; return the lines they complete, in order.
@@ -55,7 +58,7 @@ class LineFramer:
                     self._discarded += end - start
                     return out
                 self._discarded += nl - start
-                out.append(self._too_large(self._discarded))
+                out.append(self._too_large(self._discarded, self._head))
                 self._discarding = False
                 self._discarded = 0
                 start = nl + 1
@@ -65,6 +68,7 @@ class LineFramer:
                 if len(self._buffer) > self.max_size:
                     self._discarding = True
                     self._discarded = len(self._buffer)
+                    self._head = bytes(self._buffer[:_HEAD])
                     self._buffer.clear()
                 return out
             if self._buffer:
@@ -77,7 +81,7 @@ class LineFramer:
             if line.endswith(b"\r"):
                 line = line[:-1]
             if len(line) > self.max_size:
-                out.append(self._too_large(len(line)))
+                out.append(self._too_large(len(line), line[:_HEAD]))
             elif line.strip():
                 out.append(line)
         return out
@@ -86,10 +90,11 @@ class LineFramer:
         """How many bytes of an unfinished line are buffered (or were discarded so far)."""
         return self._discarded if self._discarding else len(self._buffer)
 
-    def _too_large(self, size: int) -> MessageTooLargeError:
+    def _too_large(self, size: int, head: bytes) -> MessageTooLargeError:
         return MessageTooLargeError(
             f"a message of {size} bytes exceeds the limit of {self.max_size} bytes "
             "and was discarded",
             size=size,
             limit=self.max_size,
+            head=head,
         )

@@ -22,6 +22,7 @@ and no schema validation; MCP-level meaning lives in :mod:`.types` and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Final, TypeAlias
 
@@ -53,6 +54,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_many",
+    "find_id",
     "parse_message",
 ]
 
@@ -328,3 +330,32 @@ def encode(message: Message) -> bytes:
 def encode_many(messages: list[Message]) -> bytes:
     """Serialise messages as one JSON array (a batch)."""
     return _dumps([m.to_dict() for m in messages]).encode("utf-8")
+
+
+_ID_IN_HEAD = re.compile(rb'"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,200}")')
+
+
+def find_id(head: bytes) -> RequestId | None:
+    """Find the ``id`` member in the first bytes of a message that could not be parsed whole.
+
+    Used for a message over the size limit: the request it answered can then
+    fail with the size error instead of waiting for its deadline. Returns
+    ``None`` when no id shows in ``head``.
+    """
+    # Only look before the payload, so an "id" inside a result is never taken
+    # for the message's own.
+    for payload_key in (b'"result"', b'"error"'):
+        cut = head.find(payload_key)
+        if cut >= 0:
+            head = head[:cut]
+    match = _ID_IN_HEAD.search(head)
+    if match is None:
+        return None
+    token = match.group(1)
+    if token.startswith(b'"'):
+        try:
+            value = json.loads(token)
+        except ValueError:
+            return None
+        return value if isinstance(value, str) else None
+    return int(token)

@@ -345,18 +345,21 @@ class ClientSession:
             raise ProtocolError(f"cannot send {method} while the session is {self.state.value}")
         return Notification(method, params)
 
-    def cancel(self, request_id: RequestId, reason: str | None = None) -> Any:
+    def cancel(
+        self, request_id: RequestId, reason: str | None = None, *, notify: bool = True
+    ) -> Any:
         """Forget a pending request and queue ``notifications/cancelled`` for it.
 
         Returns the request's context (``None`` when it was not pending). A late
-        response to it will come out as :class:`LateResponse`. The
-        ``initialize`` request is never cancelled on the wire, as the
-        specification demands.
+        response to it will come out as :class:`LateResponse`. With
+        ``notify=False`` (the request never left, or was answered after all)
+        nothing is queued. The ``initialize`` request is never cancelled on the
+        wire, as the specification demands.
         """
         pending = self._pending.pop(request_id, None)
         if pending is None:
             return None
-        if request_id != self._opening_id and self.state is not SessionState.CLOSED:
+        if notify and request_id != self._opening_id and self.state is not SessionState.CLOSED:
             params: dict[str, Any] = {"requestId": request_id}
             if reason:
                 params["reason"] = reason

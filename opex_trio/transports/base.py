@@ -1,0 +1,79 @@
+"""The one small interface every transport offers.
+
+A transport moves JSON-RPC messages between the client and one server. It is
+opened by an async context manager (so whatever tasks or processes it needs
+live exactly as long as the ``async with``), and offers two operations:
+
+* :meth:`Transport.send` writes messages, in order, in as few writes as the
+  medium allows (the actor's writer hands over everything queued at once);
+* :meth:`Transport.receive` returns the next JSON text from the server.
+
+Failures are the same for every transport: :class:`~opex_trio.errors.TransportClosedError`
+after the transport was closed by us, :class:`~opex_trio.errors.TransportBrokenError`
+(or its :class:`~opex_trio.errors.ServerExitedError`) when the peer or the
+network broke it, and :class:`~opex_trio.errors.MessageTooLargeError` for an
+oversized message, after which the transport is still usable.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+
+import attrs
+
+from ..protocol.jsonrpc import Message, encode
+
+__all__ = ["Outgoing", "Transport", "TransportFactory"]
+
+
+@attrs.frozen(slots=True)
+class Outgoing:
+    """A message on its way out, with its JSON encoding.
+
+    The sender encodes (and so validates) a message once, in its own task;
+    transports write ``data`` and look at ``message`` when they must know what
+    they send (HTTP treats requests and notifications differently).
+    """
+
+    message: Message
+    data: bytes
+
+    @classmethod
+    def of(cls, message: Message) -> Outgoing:
+        """Encode ``message``."""
+        return cls(message, encode(message))
+
+
+class Transport(abc.ABC):
+    """A connection to one MCP server that carries JSON-RPC messages."""
+
+    name: str = "server"
+    """A short label for logs and error messages (the server's name)."""
+
+    @abc.abstractmethod
+    async def send(self, messages: Sequence[Outgoing]) -> None:
+        """Send ``messages`` in order.
+
+        Raises :class:`~opex_trio.errors.TransportClosedError` or
+        :class:`~opex_trio.errors.TransportBrokenError`.
+        """
+
+    @abc.abstractmethod
+    async def receive(self) -> bytes | str:
+        """Wait for the next JSON text from the server (one message or one batch).
+
+        Raises :class:`~opex_trio.errors.TransportBrokenError` when the server
+        went away, :class:`~opex_trio.errors.TransportClosedError` after the
+        transport was closed, and :class:`~opex_trio.errors.MessageTooLargeError`
+        for one oversized message (the next call goes on with the following one).
+        """
+
+    def failure_details(self) -> str:
+        """Extra words for error messages about this connection (exit status, stderr tail)."""
+        return ""
+
+
+TransportFactory = Callable[[], AbstractAsyncContextManager[Transport]]
+"""Opens a fresh connection each time it is called; a supervisor reconnects with it."""

@@ -1,0 +1,465 @@
+"""The stdio transport: an MCP server as a local child process.
+
+Theory of operation
+-------------------
+The server is spawned with trio in a new session, hence a new process group
+whose id is its pid, so that everything it starts (``npx`` starts a shell that
+starts node, ``uvx`` starts Python) can be signalled as one. Messages are
+newline-delimited JSON on the child's stdin and stdout; :class:`LineFramer`
+splits stdout into lines and enforces the size limit.
+
+stderr is read by its own task for the whole life of the process, so a server
+that floods stderr never blocks on a full pipe. Each line goes to the
+``opex_trio.transports.stdio`` logger at DEBUG level and the last lines are
+kept for error messages.
+
+The child does not inherit the parent's environment (API keys live there):
+it gets :data:`SAFE_ENV_VARS` from the parent, plus the config's ``env``.
+
+Shutdown, whether the ``async with`` ends normally, by an error or by
+cancellation, runs shielded and is bounded by the graces: close stdin (a
+well-behaved server exits on end of input), wait ``close_grace``, send SIGTERM
+to the group, wait ``term_grace``, send SIGKILL to the group, and reap the
+child. The group is checked, not just the child, so a grandchild that outlives
+its parent is still found and stopped.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from ..errors import (
+    ConfigError,
+    MessageTooLargeError,
+    ServerExitedError,
+    TransportBrokenError,
+    TransportClosedError,
+)
+from ..protocol.framing import DEFAULT_MAX_MESSAGE_SIZE, LineFramer
+from .base import Outgoing, Transport
+
+__all__ = [
+    "SAFE_ENV_VARS",
+    "StdioParameters",
+    "StdioTransport",
+    "build_environment",
+    "normalize_env",
+    "open_stdio_transport",
+]
+
+logger = logging.getLogger("opex_trio.transports.stdio")
+
+SAFE_ENV_VARS: tuple[str, ...] = (
+    "HOME",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "LOGNAME",
+    "PATH",
+    "SHELL",
+    "SSL_CERT_DIR",
+    "SSL_CERT_FILE",
+    "TEMP",
+    "TERM",
+    "TMP",
+    "TMPDIR",
+    "TZ",
+    "USER",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_RUNTIME_DIR",
+)
+"""Variables a stdio server inherits from the parent by default: enough to find
+programs, caches and certificates, and none that usually hold secrets."""
+
+_READ_SIZE = 65536
+_STDERR_LINE_LIMIT = 2000
+
+
+def normalize_env(env: Any, *, where: str = "env") -> dict[str, str]:
+    """Accept an environment as a dict, or as a list of name/value pairs, and return a dict.
+
+    Pairs may be two-item lists or tuples, or ``{"name": ..., "value": ...}``
+    objects. Names and values must be strings; :class:`ConfigError` names the
+    entry that is not.
+    """
+    if env is None:
+        return {}
+    items: Iterable[tuple[Any, Any]]
+    if isinstance(env, Mapping):
+        items = env.items()
+    elif isinstance(env, list | tuple):
+        pairs: list[tuple[Any, Any]] = []
+        for i, entry in enumerate(env):
+            if isinstance(entry, Mapping) and set(entry) >= {"name", "value"}:
+                pairs.append((entry["name"], entry["value"]))
+            elif isinstance(entry, list | tuple) and len(entry) == 2:
+                pairs.append((entry[0], entry[1]))
+            else:
+                raise ConfigError(
+                    f"{where}[{i}] must be a [name, value] pair or a "
+                    f'{{"name": ..., "value": ...}} object, got {entry!r}'
+                )
+        items = pairs
+    else:
+        raise ConfigError(
+            f"{where} must be an object or a list of name/value pairs, got {type(env).__name__}"
+        )
+    out: dict[str, str] = {}
+    for name, value in items:
+        if not isinstance(name, str) or not name or "=" in name or "\0" in name:
+            raise ConfigError(f"{where}: invalid variable name {name!r}")
+        if not isinstance(value, str):
+            raise ConfigError(
+                f"{where}[{name!r}] must be a string, got {type(value).__name__} {value!r}"
+            )
+        if "\0" in value:
+            raise ConfigError(f"{where}[{name!r}] contains a NUL character")
+        out[name] = value
+    return out
+
+
+def build_environment(
+    env: Mapping[str, str],
+    inherit: bool | Sequence[str] = False,
+    parent: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment a server gets: the safe parent variables, then ``env`` on top.
+
+    ``inherit=True`` passes the whole parent environment (opt-in); a sequence
+    of names passes those in addition to :data:`SAFE_ENV_VARS`.
+    """
+    parent = os.environ if parent is None else parent
+    if inherit is True:
+        base = dict(parent)
+    else:
+        names = set(SAFE_ENV_VARS)
+        if inherit:
+            names.update(inherit)
+        base = {k: v for k, v in parent.items() if k in names}
+    base.update(env)
+    return base
+
+
+def _inherit(value: bool | Iterable[str]) -> bool | tuple[str, ...]:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        raise ConfigError(f"inherit_env must be a bool or a list of names, got {value!r}")
+    return tuple(value)
+
+
+@attrs.frozen
+class StdioParameters:
+    """How to start and stop a stdio MCP server.
+
+    ``env`` accepts a dict or a list of name/value pairs. ``inherit_env``:
+    ``False`` passes only :data:`SAFE_ENV_VARS`, a list of names adds those,
+    ``True`` passes everything. ``close_grace`` is how long the server gets to
+    exit after its stdin closes, ``term_grace`` how long after SIGTERM, before
+    SIGKILL. ``max_message_size`` bounds one message in bytes.
+    """
+
+    command: str = attrs.field()
+    args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=normalize_env)
+    cwd: str | None = None
+    inherit_env: bool | tuple[str, ...] = attrs.field(default=False, converter=_inherit)
+    name: str | None = None
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    stderr_lines: int = 50
+    close_grace: float = 2.0
+    term_grace: float = 2.0
+
+    @command.validator
+    def _check_command(self, attribute: Any, value: Any) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"command must be a non-empty string, got {value!r}")
+
+    @args.validator
+    def _check_args(self, attribute: Any, value: tuple[Any, ...]) -> None:
+        for i, arg in enumerate(value):
+            if not isinstance(arg, str):
+                raise ConfigError(f"args[{i}] must be a string, got {type(arg).__name__} {arg!r}")
+
+    @property
+    def label(self) -> str:
+        """The server's name, or its command when it has none."""
+        return self.name or os.path.basename(self.command)
+
+
+class StdioTransport(Transport):
+    """A running stdio server. Made by :func:`open_stdio_transport`; do not build it directly."""
+
+    def __init__(self, process: trio.Process, params: StdioParameters) -> None:
+        self.name = params.label
+        self.params = params
+        self.process = process
+        assert process.stdin is not None
+        assert process.stdout is not None
+        self._stdin = process.stdin
+        self._stdout = process.stdout
+        self._framer = LineFramer(params.max_message_size)
+        self._lines: collections.deque[bytes | MessageTooLargeError] = collections.deque()
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=params.stderr_lines)
+        self._eof = False
+        self._closed = False
+        self._stderr_done = trio.Event()
+
+    @property
+    def pid(self) -> int:
+        """The server's pid, which is also its process group id."""
+        return self.process.pid
+
+    @property
+    def stderr_tail(self) -> tuple[str, ...]:
+        """The last lines the server wrote to stderr."""
+        return tuple(self._stderr_tail)
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the server exited (negative: killed by that signal)."""
+        return self.process.poll()
+
+    def failure_details(self) -> str:
+        """The exit status and last stderr lines, for error messages."""
+        parts = []
+        if self.returncode is not None:
+            parts.append(f"exit status {self.returncode}")
+        if self._stderr_tail:
+            parts.append("stderr: " + " | ".join(self._stderr_tail))
+        return "; ".join(parts)
+
+    def _exited(self, what: str) -> ServerExitedError:
+        return ServerExitedError(
+            f"MCP server {self.name!r} {what}",
+            server=self.name,
+            returncode=self.returncode,
+            stderr_tail=self.stderr_tail,
+        )
+
+    async def send(self, messages: Sequence[Outgoing]) -> None:
+        """Write the messages, one per line, in a single write."""
+        if self._closed:
+            raise TransportClosedError(f"the connection to MCP server {self.name!r} is closed")
+        if len(messages) == 1:
+            data = messages[0].data + b"\n"
+        else:
+            data = b"".join([m.data + b"\n" for m in messages])
+        try:
+            await self._stdin.send_all(data)
+        except trio.ClosedResourceError as exc:
+            raise TransportClosedError(
+                f"the connection to MCP server {self.name!r} is closed"
+            ) from exc
+        except (trio.BrokenResourceError, OSError) as exc:
+            await self._settle()
+            raise self._exited("closed its stdin (it has probably exited)") from exc
+
+    async def receive(self) -> bytes | str:
+        """The next line from the server's stdout."""
+        while not self._lines:
+            if self._closed:
+                raise TransportClosedError(f"the connection to MCP server {self.name!r} is closed")
+            if self._eof:
+                raise self._exited("closed its stdout")
+            try:
+                data = await self._stdout.receive_some(_READ_SIZE)
+            except trio.ClosedResourceError as exc:
+                raise TransportClosedError(
+                    f"the connection to MCP server {self.name!r} is closed"
+                ) from exc
+            except (trio.BrokenResourceError, OSError) as exc:
+                self._eof = True
+                await self._settle()
+                raise self._exited("broke its stdout") from exc
+            if not data:
+                self._eof = True
+                await self._settle()
+                raise self._exited("exited" if self.returncode is not None else "closed stdout")
+            self._lines.extend(self._framer.feed(bytes(data)))
+        item = self._lines.popleft()
+        if isinstance(item, MessageTooLargeError):
+            raise item
+        return item
+
+    async def _settle(self) -> None:
+        # Give a dying server a moment to be reaped, so errors can carry its
+        # exit status and final stderr lines.
+        with trio.move_on_after(0.5):
+            await self.process.wait()
+        # Let the stderr task read the server's last words.
+        await trio.lowlevel.checkpoint()
+
+    async def drain_stderr(self) -> None:
+        """Read stderr until it closes, logging each line and keeping the last ones."""
+        stderr = self.process.stderr
+        assert stderr is not None
+        pending = b""
+        try:
+            while True:
+                chunk = await stderr.receive_some(_READ_SIZE)
+                if not chunk:
+                    break
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    self._stderr_line(raw)
+                if len(pending) > _STDERR_LINE_LIMIT:
+                    self._stderr_line(pending)
+                    pending = b""
+        except (trio.ClosedResourceError, trio.BrokenResourceError, OSError):
+            pass
+        finally:
+            if pending:
+                self._stderr_line(pending)
+            self._stderr_done.set()
+
+    def _stderr_line(self, raw: bytes) -> None:
+        line = raw[:_STDERR_LINE_LIMIT].decode("utf-8", "replace").rstrip()
+        if line:
+            self._stderr_tail.append(line)
+            logger.debug("[%s stderr] %s", self.name, line)
+
+    async def shutdown(self) -> None:
+        """Stop the server and everything it started; see the module docstring. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with trio.CancelScope(shield=True):
+            with contextlib.suppress(trio.BrokenResourceError, OSError):
+                await self._stdin.aclose()
+            with trio.move_on_after(self.params.close_grace):
+                await self.process.wait()
+            if _group_alive(self.pid):
+                _signal_group(self.pid, signal.SIGTERM)
+                with trio.move_on_after(self.params.term_grace):
+                    await _wait_group(self.process)
+            if _group_alive(self.pid):
+                logger.warning(
+                    "MCP server %r (pid %d) ignored SIGTERM; killing its process group",
+                    self.name,
+                    self.pid,
+                )
+                _signal_group(self.pid, signal.SIGKILL)
+            await self.process.wait()
+            await self._stdout.aclose()
+            # A process that left the group may still hold stderr open; read
+            # what is already there, then stop waiting for it.
+            with trio.move_on_after(0.25):
+                await self._stderr_done.wait()
+            assert self.process.stderr is not None
+            await self.process.stderr.aclose()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process remains in process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # killpg also finds zombies; on Linux, look closer so an orphan waiting for
+    # init to reap it does not count as alive.
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Fields after the parenthesised command: state ppid pgrp ...
+        rest = stat[stat.rfind(b")") + 2 :].split()
+        if len(rest) > 2 and int(rest[2]) == pgid and rest[0] != b"Z":
+            return True
+    return False
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def _wait_group(process: trio.Process) -> None:
+    await process.wait()
+    # The leader is gone; give the rest of its group time to follow.
+    # No process can be awaited for the others of the group, so poll them.
+    while _group_alive(process.pid):  # noqa: ASYNC110
+        await trio.sleep(0.05)
+
+
+def _resolve_command(params: StdioParameters, env: Mapping[str, str]) -> str:
+    if params.cwd is not None and not os.path.isdir(params.cwd):
+        raise ConfigError(
+            f"MCP server {params.label!r}: cwd {params.cwd!r} is not an existing directory"
+        )
+    command = params.command
+    if os.sep in command:
+        path = command if os.path.isabs(command) else os.path.join(params.cwd or ".", command)
+        if not os.path.exists(path):
+            raise ConfigError(f"MCP server {params.label!r}: command {command!r} does not exist")
+        return command
+    found = shutil.which(command, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise ConfigError(
+            f"MCP server {params.label!r}: command {command!r} was not found on PATH "
+            f"({env.get('PATH', '')!r})"
+        )
+    return found
+
+
+@asynccontextmanager
+async def open_stdio_transport(params: StdioParameters) -> AsyncIterator[StdioTransport]:
+    """Start the server and yield its transport; stop it (and its group) on exit."""
+    env = build_environment(params.env, params.inherit_env)
+    argv = [_resolve_command(params, env), *params.args]
+    try:
+        process = await trio.lowlevel.open_process(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=params.cwd,
+            start_new_session=True,
+        )
+    except PermissionError as exc:
+        raise ConfigError(
+            f"MCP server {params.label!r}: command {params.command!r} is not executable"
+        ) from exc
+    except OSError as exc:
+        raise TransportBrokenError(
+            f"MCP server {params.label!r} could not be started: {exc}"
+        ) from exc
+    transport = StdioTransport(process, params)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(transport.drain_stderr)
+            try:
+                yield transport
+            finally:
+                await transport.shutdown()
+    finally:
+        # Reached also when the nursery could not even start (cancelled at once).
+        await transport.shutdown()
