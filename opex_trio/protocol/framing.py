@@ -78,11 +78,14 @@ class LineFramer:
             else:
                 line = data[start:nl]
             start = nl + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
+            # The limit counts the raw line, so it holds the same however the
+            # bytes were split into chunks.
             if len(line) > self.max_size:
                 out.append(self._too_large(len(line), line[:_HEAD]))
-            elif line.strip():
+                continue
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line.strip():
                 out.append(line)
         return out
 

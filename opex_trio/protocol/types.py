@@ -141,9 +141,15 @@ def _type(cls: type[McpType]) -> Loader:
     return load
 
 
-def _meta(key: str, loader: Loader, *, required: bool = False) -> dict[str, Any]:
-    """Field metadata: the field is read from JSON member ``key`` through ``loader``."""
-    return {"key": key, "load": loader, "required": required}
+def _meta(
+    key: str, loader: Loader, *, required: bool = False, always: bool = False
+) -> dict[str, Any]:
+    """Field metadata: the field is read from JSON member ``key`` through ``loader``.
+
+    ``required`` members must be present when loading; ``always`` members are
+    written out even when they hold their default.
+    """
+    return {"key": key, "load": loader, "required": required, "always": required or always}
 
 
 def _dump(value: Any) -> Any:
@@ -163,7 +169,7 @@ class McpType:
     """Members the server sent that this type does not model, kept as they came."""
 
     @classmethod
-    def _field_specs(cls) -> tuple[tuple[str, str, Loader, bool, Any], ...]:
+    def _field_specs(cls) -> tuple[tuple[str, str, Loader, bool, bool, Any], ...]:
         specs = cls.__dict__.get("_specs_cache")
         if specs is None:
             specs = tuple(
@@ -172,6 +178,7 @@ class McpType:
                     f.metadata["key"],
                     f.metadata["load"],
                     f.metadata["required"],
+                    f.metadata["always"],
                     f.default,
                 )
                 for f in attrs.fields(cls)  # type: ignore[arg-type]
@@ -188,7 +195,7 @@ class McpType:
             raise _fail(where, "an object", data)
         kwargs: dict[str, Any] = {}
         known: set[str] = set()
-        for name, key, load, required, _default in cls._field_specs():
+        for name, key, load, required, _always, _default in cls._field_specs():
             known.add(key)
             value = data.get(key, _MISSING)
             if value is _MISSING or (value is None and not required):
@@ -205,9 +212,9 @@ class McpType:
     def to_dict(self) -> dict[str, Any]:
         """The type as a JSON-ready dict, :attr:`extra` included."""
         out: dict[str, Any] = {}
-        for name, key, _load, required, default in self._field_specs():
+        for name, key, _load, _required, always, default in self._field_specs():
             value = getattr(self, name)
-            if required or (value is not None and value != default):
+            if always or (value is not None and value != default):
                 out[key] = _dump(value)
         if self.extra:
             for k, v in self.extra.items():
@@ -557,7 +564,7 @@ class CallToolResult(McpType):
     """The result of ``tools/call``; ``is_error`` means the tool itself failed."""
 
     content: tuple[ContentBlock, ...] = attrs.field(
-        default=(), kw_only=True, metadata=_meta("content", _content_list)
+        default=(), kw_only=True, metadata=_meta("content", _content_list, always=True)
     )
     structured_content: Any = attrs.field(
         default=None, kw_only=True, metadata=_meta("structuredContent", _any)
