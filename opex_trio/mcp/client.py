@@ -42,6 +42,7 @@ from typing import Any, Literal, TypeAlias
 import attrs
 import trio
 
+from .._exceptions import unwrap_single
 from ..errors import (
     ConfigError,
     McpError,
@@ -367,12 +368,13 @@ class McpClient:
 
     @asynccontextmanager
     async def _own_runner(self) -> AsyncIterator[McpClient]:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self._run_contained)
-            try:
-                yield self
-            finally:
-                self._done.set()
+        with unwrap_single():
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._run_contained)
+                try:
+                    yield self
+                finally:
+                    self._done.set()
 
     async def _run_contained(self, *, task_status: trio.TaskStatus[McpClient]) -> None:
         # Under ``async with``, a connection that breaks later must not tear

@@ -160,8 +160,11 @@ class _Connection:
         elif message.method == "notifications/cancelled":
             rid = (message.params or {}).get("requestId")
             scope = self._running.get(rid) if isinstance(rid, str | int) else None
-            if scope is not None:
+            if scope is not None and isinstance(rid, str | int):
+                # Recorded here, in the reader, so a request read after this
+                # notification always sees it.
                 scope.cancel()
+                self.server.cancelled.append(rid)
 
     async def _serve_request(self, request: Request) -> None:
         self.server.requests.append(request)
@@ -178,8 +181,6 @@ class _Connection:
                 await self.send(Response(request.id, result))
             finally:
                 self._running.pop(request.id, None)
-        if scope.cancelled_caught:
-            self.server.cancelled.append(request.id)
 
 
 class _RpcError(Exception):
@@ -560,6 +561,27 @@ def builtin_server(options: argparse.Namespace | None = None) -> McpTestServer:
     def pid(args: Mapping[str, Any], ctx: ToolContext) -> str:
         """The server's pid."""
         return str(os.getpid())
+
+    @server.tool()
+    def stats(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
+        """What the server saw: request count, ids the client cancelled, notification methods."""
+        seen = {
+            "requests": len(server.requests),
+            "cancelled": server.cancelled,
+            "notifications": [n.method for n in server.notifications],
+            "log_level": server.log_level,
+        }
+        return {"content": [{"type": "text", "text": json.dumps(seen)}], "structuredContent": seen}
+
+    @server.tool(input_schema={"type": "object", "properties": {"name": {"type": "string"}}})
+    def getenv(args: Mapping[str, Any], ctx: ToolContext) -> str:
+        """The value of an environment variable of the server, or <unset>."""
+        return os.environ.get(str(args.get("name")), "<unset>")
+
+    @server.tool()
+    async def ping_client(args: Mapping[str, Any], ctx: ToolContext) -> str:
+        """Ping the client and report its answer."""
+        return json.dumps(await ctx.request("ping"))
 
     server.resources["test://hello"] = {
         "resource": {"uri": "test://hello", "name": "hello", "mimeType": "text/plain"},

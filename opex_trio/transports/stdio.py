@@ -156,6 +156,12 @@ def build_environment(
     return base
 
 
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise ConfigError(f"args must be a list of strings, got the string {value!r}")
+    return tuple(value)
+
+
 def _inherit(value: bool | Iterable[str]) -> bool | tuple[str, ...]:
     if isinstance(value, bool):
         return value
@@ -176,7 +182,7 @@ class StdioParameters:
     """
 
     command: str = attrs.field()
-    args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    args: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     env: Mapping[str, str] = attrs.field(factory=dict, converter=normalize_env)
     cwd: str | None = None
     inherit_env: bool | tuple[str, ...] = attrs.field(default=False, converter=_inherit)

@@ -11,13 +11,11 @@ from opex_trio.protocol.framing import LineFramer
 
 
 def feed_all(framer: LineFramer, chunks: list[bytes]) -> list[bytes | str]:
-    out: list[bytes | str] = []
-    for chunk in chunks:
-        for item in framer.feed(chunk):
-            out.append(
-                f"too large: {item.size}" if isinstance(item, MessageTooLargeError) else item
-            )
-    return out
+    return [
+        f"too large: {item.size}" if isinstance(item, MessageTooLargeError) else item
+        for chunk in chunks
+        for item in framer.feed(chunk)
+    ]
 
 
 def test_splits_lines_and_keeps_partial_ones() -> None:

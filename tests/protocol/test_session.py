@@ -64,7 +64,9 @@ def test_handshake_offers_the_latest_version_and_ends_with_initialized() -> None
     assert init.params["protocolVersion"] == LATEST_LEGACY_VERSION
     assert init.params["capabilities"] == {"roots": {"listChanged": True}}
     assert init.params["clientInfo"]["name"] == "opex-trio"
-    assert session.state is SessionState.OPENING
+    opening_state = session.state
+    assert opening_state is SessionState.OPENING
+    event: object
     (event,) = server_says(
         session, {"jsonrpc": "2.0", "id": init.id, "result": init_result("2025-11-25")}
     )
@@ -85,6 +87,7 @@ def test_an_unsupported_counter_offer_is_refused_clearly() -> None:
     session = ClientSession()
     session.open()
     (init,) = session.take_outgoing()
+    assert isinstance(init, Request)
     (event,) = server_says(
         session, {"jsonrpc": "2.0", "id": init.id, "result": init_result("1999-01-01")}
     )
@@ -100,6 +103,7 @@ def test_a_handshake_error_or_malformed_result_fails_the_opening() -> None:
     session = ClientSession()
     session.open()
     (init,) = session.take_outgoing()
+    assert isinstance(init, Request)
     (event,) = server_says(
         session, {"jsonrpc": "2.0", "id": init.id, "error": {"code": -32602, "message": "no"}}
     )
@@ -107,6 +111,7 @@ def test_a_handshake_error_or_malformed_result_fails_the_opening() -> None:
     session = ClientSession()
     session.open()
     (init,) = session.take_outgoing()
+    assert isinstance(init, Request)
     (event,) = server_says(session, {"jsonrpc": "2.0", "id": init.id, "result": {"nope": 1}})
     assert isinstance(event, HandshakeFailed) and isinstance(event.error, ProtocolError)
 
@@ -170,6 +175,7 @@ def test_initialize_is_never_cancelled_on_the_wire() -> None:
     session = ClientSession()
     session.open()
     (init,) = session.take_outgoing()
+    assert isinstance(init, Request)
     session.cancel(init.id)
     assert session.take_outgoing() == []
 
