@@ -16,7 +16,8 @@ specific class below, with the original chained as ``__cause__``.
     ├── TransportError                        the connection to an MCP server
     │   ├── TransportClosedError              closed by us; using it later is a bug
     │   └── TransportBrokenError              broken by the peer or the network
-    │       └── ServerExitedError             a stdio server process exited
+    │       ├── ServerExitedError             a stdio server process exited
+    │       └── SessionExpiredError           an HTTP server forgot our session (404)
     ├── ServerUnavailableError                a managed server is restarting, failed or removed
     ├── SupervisionError                      a supervised task exceeded its restart intensity
     └── LLMError                              the OpenAI-compatible API
@@ -71,6 +72,7 @@ __all__ = [
     "ServerError",
     "ServerExitedError",
     "ServerUnavailableError",
+    "SessionExpiredError",
     "StreamError",
     "SupervisionError",
     "TransportBrokenError",
@@ -208,6 +210,18 @@ class ServerExitedError(TransportBrokenError):
         if self.stderr_tail:
             detail += "; last stderr lines:\n  " + "\n  ".join(self.stderr_tail)
         super().__init__(detail)
+
+
+class SessionExpiredError(TransportBrokenError):
+    """An HTTP server answered 404 for our session id: it no longer knows the session.
+
+    Requests pending on the old session fail with this error (they may or may
+    not have run); the client opens a new session for the calls that follow.
+    """
+
+    def __init__(self, message: str, *, server: str | None = None) -> None:
+        super().__init__(message)
+        self.server = server
 
 
 class ServerUnavailableError(OpexError):
