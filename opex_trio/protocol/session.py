@@ -223,12 +223,6 @@ _HANDLED_REQUESTS = {
 }
 
 
-@attrs.define
-class _Pending:
-    method: str
-    context: Any
-
-
 class _LegacyOpening:
     """The legacy era's way to open: ``initialize`` then ``notifications/initialized``."""
 
@@ -288,7 +282,8 @@ class ClientSession:
         self.next_id = jsonrpc.IdAllocator()
         self._opening = _LegacyOpening(protocol_version)
         self._opening_id: RequestId | None = None
-        self._pending: dict[RequestId, _Pending] = {}
+        # id -> (method, context); plain tuples, since this is on every request's path.
+        self._pending: dict[RequestId, tuple[str, Any]] = {}
         self._server_requests: set[RequestId] = set()
         self._outbox: list[Message] = []
         self.initialize_result: InitializeResult | None = None
@@ -324,7 +319,7 @@ class ClientSession:
             raise ProtocolError(f"cannot open a session that is {self.state.value}")
         request = self._opening.first_request(self)
         self._opening_id = request.id
-        self._pending[request.id] = _Pending(request.method, None)
+        self._pending[request.id] = (request.method, None)
         self.state = SessionState.OPENING
         self._outbox.append(request)
 
@@ -334,7 +329,7 @@ class ClientSession:
         """Build a request, record it as pending with ``context``, and return it to send."""
         self._check_may_send(method)
         request = Request(self.next_id(), method, params)
-        self._pending[request.id] = _Pending(method, context)
+        self._pending[request.id] = (method, context)
         return request
 
     def send_notification(
@@ -364,7 +359,7 @@ class ClientSession:
             if reason:
                 params["reason"] = reason
             self._outbox.append(Notification("notifications/cancelled", params))
-        return pending.context
+        return pending[1]
 
     def respond(self, request_id: RequestId, result: Mapping[str, Any]) -> None:
         """Queue the answer to a server request from :class:`RequestReceived`."""
@@ -381,7 +376,7 @@ class ClientSession:
     def close(self) -> list[tuple[RequestId, str, Any]]:
         """Close the session; return the pending requests (id, method, context) it abandons."""
         self.state = SessionState.CLOSED
-        abandoned = [(rid, p.method, p.context) for rid, p in self._pending.items()]
+        abandoned = [(rid, method, ctx) for rid, (method, ctx) in self._pending.items()]
         self._pending.clear()
         self._server_requests.clear()
         return abandoned
@@ -454,7 +449,7 @@ class ClientSession:
                 del self._pending[rid]
                 if rid == self._opening_id:
                     return self._handshake_failed(exc)
-                return ErrorReceived(rid, pending.method, exc, pending.context)
+                return ErrorReceived(rid, pending[0], exc, pending[1])
         return InvalidMessage(exc)
 
     def _handshake_failed(self, error: Exception) -> SessionEvent:
@@ -475,7 +470,7 @@ class ClientSession:
             self.features = event.features
             self.state = SessionState.READY
             return event
-        return ResponseReceived(message.id, pending.method, message.result, pending.context)
+        return ResponseReceived(message.id, pending[0], message.result, pending[1])
 
     def _on_error(self, message: ErrorResponse) -> SessionEvent:
         rid = message.id
@@ -483,10 +478,10 @@ class ClientSession:
         if pending is None:
             return LateResponse(rid)
         err = message.error
-        error = McpError(err.code, err.message, err.data, method=pending.method)
+        error = McpError(err.code, err.message, err.data, method=pending[0])
         if rid == self._opening_id:
             return self._handshake_failed(error)
-        return ErrorReceived(rid, pending.method, error, pending.context)  # type: ignore[arg-type]
+        return ErrorReceived(rid, pending[0], error, pending[1])  # type: ignore[arg-type]
 
     def _on_request(self, message: Request) -> SessionEvent:
         if message.method == "ping":

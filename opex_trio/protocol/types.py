@@ -20,6 +20,7 @@ Content blocks are told apart by ``type``; an unknown ``type`` becomes an
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
 import attrs
@@ -74,71 +75,96 @@ __all__ = [
 ]
 
 T = TypeVar("T", bound="McpType")
-Loader: TypeAlias = Callable[[Any, str], Any]
+# Shared by every instance that has no extra members; read-only, so sharing is safe.
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+Loader: TypeAlias = Callable[[Any, Any], Any]
 _MISSING: Any = object()
 
 
 # -- loaders: check one JSON value and convert it; ``where`` names it in errors.
 
 
-def _fail(where: str, expected: str, value: Any) -> ProtocolError:
-    return ProtocolError(f"{where} must be {expected}, got {type(value).__name__}")
+def _fmt(where: Any) -> str:
+    """Spell out a lazily built path: ``("Tool", "name")`` is ``Tool.name``."""
+    if isinstance(where, tuple):
+        parent, part = where
+        return f"{_fmt(parent)}[{part}]" if isinstance(part, int) else f"{_fmt(parent)}.{part}"
+    return str(where)
 
 
-def _str(value: Any, where: str) -> str:
+def _fail(where: Any, expected: str, value: Any) -> ProtocolError:
+    return ProtocolError(f"{_fmt(where)} must be {expected}, got {type(value).__name__}")
+
+
+# Paths are passed as nested (parent, key) tuples and only turned into text
+# when an error is raised: loading is on the hot path of every tool call.
+
+
+def _str(value: Any, where: Any) -> str:
     if not isinstance(value, str):
         raise _fail(where, "a string", value)
     return value
 
 
-def _bool(value: Any, where: str) -> bool:
+def _bool(value: Any, where: Any) -> bool:
     if not isinstance(value, bool):
         raise _fail(where, "a boolean", value)
     return value
 
 
-def _int(value: Any, where: str) -> int:
+def _int(value: Any, where: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise _fail(where, "an integer", value)
     return value
 
 
-def _number(value: Any, where: str) -> float | int:
+def _number(value: Any, where: Any) -> float | int:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise _fail(where, "a number", value)
     return value
 
 
-def _object(value: Any, where: str) -> Mapping[str, Any]:
+def _object(value: Any, where: Any) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise _fail(where, "an object", value)
     return value
 
 
-def _any(value: Any, where: str) -> Any:
+def _any(value: Any, where: Any) -> Any:
     return value
 
 
-def _str_or_int(value: Any, where: str) -> str | int:
+def _str_or_int(value: Any, where: Any) -> str | int:
     if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     raise _fail(where, "a string or an integer", value)
 
 
 def _list_of(item: Loader) -> Loader:
-    def load(value: Any, where: str) -> tuple[Any, ...]:
+    def load(value: Any, where: Any) -> tuple[Any, ...]:
         if not isinstance(value, list):
             raise _fail(where, "an array", value)
-        return tuple(item(v, f"{where}[{i}]") for i, v in enumerate(value))
+        return tuple([item(v, (where, i)) for i, v in enumerate(value)])
 
     return load
 
 
 def _type(cls: type[McpType]) -> Loader:
-    def load(value: Any, where: str) -> Any:
+    def load(value: Any, where: Any) -> Any:
         return cls.from_dict(value, where)
 
     return load
+
+
+# The exact JSON types a simple loader accepts without calling it; anything
+# else goes through the loader, which checks properly and raises.
+_FAST_TYPES: dict[Loader, frozenset[type]] = {
+    _str: frozenset({str}),
+    _bool: frozenset({bool}),
+    _int: frozenset({int}),
+    _number: frozenset({int, float}),
+    _object: frozenset({dict}),
+}
 
 
 def _meta(
@@ -160,6 +186,17 @@ def _dump(value: Any) -> Any:
     return value
 
 
+@attrs.frozen
+class _Plan:
+    """What :meth:`McpType.from_dict` and :meth:`McpType.to_dict` need, computed once per class."""
+
+    # (attribute, key, loader, fast types or None, required)
+    load: tuple[tuple[str, str, Loader, frozenset[type] | None, bool], ...]
+    # (attribute, key, always, default)
+    dump: tuple[tuple[str, str, bool, Any], ...]
+    known: frozenset[str]
+
+
 class McpType:
     """Base of the MCP types: a JSON object with known fields plus :attr:`extra`."""
 
@@ -169,50 +206,62 @@ class McpType:
     """Members the server sent that this type does not model, kept as they came."""
 
     @classmethod
-    def _field_specs(cls) -> tuple[tuple[str, str, Loader, bool, bool, Any], ...]:
-        specs = cls.__dict__.get("_specs_cache")
-        if specs is None:
-            specs = tuple(
-                (
-                    f.name,
-                    f.metadata["key"],
-                    f.metadata["load"],
-                    f.metadata["required"],
-                    f.metadata["always"],
-                    f.default,
-                )
-                for f in attrs.fields(cls)  # type: ignore[arg-type]
-                if "key" in f.metadata
+    def _plan(cls) -> _Plan:
+        plan = cls.__dict__.get("_plan_cache")
+        if plan is None:
+            fields = [f for f in attrs.fields(cls) if "key" in f.metadata]  # type: ignore[arg-type]
+            plan = _Plan(
+                load=tuple(
+                    (
+                        f.name,
+                        f.metadata["key"],
+                        f.metadata["load"],
+                        _FAST_TYPES.get(f.metadata["load"]),
+                        f.metadata["required"],
+                    )
+                    for f in fields
+                ),
+                dump=tuple(
+                    (f.name, f.metadata["key"], f.metadata["always"], f.default) for f in fields
+                ),
+                known=frozenset(f.metadata["key"] for f in fields) | cls._ignored_keys,
             )
-            type.__setattr__(cls, "_specs_cache", specs)
-        return specs
+            type.__setattr__(cls, "_plan_cache", plan)
+        return plan
 
     @classmethod
-    def from_dict(cls: type[T], data: Any, where: str | None = None) -> T:
-        """Build the type from a decoded JSON object, or raise :class:`ProtocolError`."""
-        where = where or cls.__name__
+    def from_dict(cls: type[T], data: Any, where: Any = None) -> T:
+        """Build the type from a decoded JSON object, or raise :class:`ProtocolError`.
+
+        ``where`` names the object in error messages (the class name by default).
+        """
+        if where is None:
+            where = cls.__name__
         if not isinstance(data, dict):
             raise _fail(where, "an object", data)
+        plan = cls._plan()
         kwargs: dict[str, Any] = {}
-        known: set[str] = set()
-        for name, key, load, required, _always, _default in cls._field_specs():
-            known.add(key)
-            value = data.get(key, _MISSING)
-            if value is _MISSING or (value is None and not required):
+        for name, key, load, fast, required in plan.load:
+            value = data.get(key)
+            if value is None:
                 if required:
-                    raise ProtocolError(f"{where} is missing the required member {key!r}")
+                    raise ProtocolError(f"{_fmt(where)} is missing the required member {key!r}")
                 continue
-            kwargs[name] = load(value, f"{where}.{key}")
-        ignore = cls._ignored_keys
-        extra = {k: v for k, v in data.items() if k not in known and k not in ignore}
-        if extra:
-            kwargs["extra"] = extra
+            if fast is not None and type(value) in fast:
+                kwargs[name] = value
+            else:
+                kwargs[name] = load(value, (where, key))
+        known = plan.known
+        if len(data) > len(kwargs):
+            extra = {k: v for k, v in data.items() if k not in known}
+            if extra:
+                kwargs["extra"] = extra
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         """The type as a JSON-ready dict, :attr:`extra` included."""
         out: dict[str, Any] = {}
-        for name, key, _load, _required, always, default in self._field_specs():
+        for name, key, always, default in self._plan().dump:
             value = getattr(self, name)
             if always or (value is not None and value != default):
                 out[key] = _dump(value)
@@ -237,7 +286,7 @@ class Icon(McpType):
         default=None, kw_only=True, metadata=_meta("sizes", _list_of(_str))
     )
     theme: str | None = attrs.field(default=None, kw_only=True, metadata=_meta("theme", _str))
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 _icons = _list_of(_type(Icon))
@@ -259,7 +308,7 @@ class Implementation(McpType):
     icons: tuple[Icon, ...] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("icons", _icons)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -275,7 +324,7 @@ class Annotations(McpType):
     last_modified: str | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("lastModified", _str)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 _annotations = _type(Annotations)
@@ -307,7 +356,7 @@ class TextContent(_Block):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -323,7 +372,7 @@ class ImageContent(_Block):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -339,7 +388,7 @@ class AudioContent(_Block):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -366,7 +415,7 @@ class ResourceLink(_Block):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -381,7 +430,7 @@ class TextResourceContents(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -396,13 +445,13 @@ class BlobResourceContents(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 ResourceContents: TypeAlias = TextResourceContents | BlobResourceContents
 
 
-def _resource_contents(value: Any, where: str) -> ResourceContents:
+def _resource_contents(value: Any, where: Any) -> ResourceContents:
     if isinstance(value, dict) and "blob" in value and "text" not in value:
         return BlobResourceContents.from_dict(value, where)
     return TextResourceContents.from_dict(value, where)
@@ -422,7 +471,7 @@ class EmbeddedResource(_Block):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen
@@ -450,13 +499,13 @@ _CONTENT_TYPES: dict[str, type[McpType]] = {
 }
 
 
-def load_content_block(value: Any, where: str = "content") -> ContentBlock:
+def load_content_block(value: Any, where: Any = "content") -> ContentBlock:
     """Parse one content block, keeping blocks of unknown ``type`` as :class:`UnknownContent`."""
     if not isinstance(value, dict):
         raise _fail(where, "an object", value)
     kind = value.get("type")
     if not isinstance(kind, str):
-        raise ProtocolError(f"{where}.type must be a string, got {type(kind).__name__}")
+        raise _fail((where, "type"), "a string", kind)
     cls = _CONTENT_TYPES.get(kind)
     if cls is None:
         return UnknownContent(kind, value)
@@ -467,7 +516,7 @@ def load_content_block(value: Any, where: str = "content") -> ContentBlock:
 _content_list = _list_of(load_content_block)
 
 
-def _content_one_or_many(value: Any, where: str) -> ContentBlock | tuple[ContentBlock, ...]:
+def _content_one_or_many(value: Any, where: Any) -> ContentBlock | tuple[ContentBlock, ...]:
     # Sampling messages carry one block in older revisions and a list since 2025-11-25.
     if isinstance(value, list):
         return _content_list(value, where)  # type: ignore[no-any-return]
@@ -494,7 +543,7 @@ class ToolAnnotations(McpType):
     open_world_hint: bool | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("openWorldHint", _bool)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -521,7 +570,7 @@ class Tool(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
     @property
     def display_name(self) -> str:
@@ -556,7 +605,7 @@ class ListToolsResult(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -573,7 +622,7 @@ class CallToolResult(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
     @property
     def text(self) -> str:
@@ -607,7 +656,7 @@ class Resource(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -632,7 +681,7 @@ class ResourceTemplate(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -648,7 +697,7 @@ class ListResourcesResult(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -664,7 +713,7 @@ class ListResourceTemplatesResult(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -677,7 +726,7 @@ class ReadResourceResult(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -685,7 +734,7 @@ class ResourceUpdatedParams(McpType):
     """Params of ``notifications/resources/updated``."""
 
     uri: str = attrs.field(metadata=_meta("uri", _str, required=True))
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 # -- prompts
@@ -703,7 +752,7 @@ class PromptArgument(McpType):
     required: bool | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("required", _bool)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -724,7 +773,7 @@ class Prompt(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -740,7 +789,7 @@ class ListPromptsResult(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -751,7 +800,7 @@ class PromptMessage(McpType):
     content: ContentBlock = attrs.field(
         metadata=_meta("content", load_content_block, required=True)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -767,7 +816,7 @@ class GetPromptResult(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 # -- completion
@@ -782,7 +831,7 @@ class Completion(McpType):
     has_more: bool | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("hasMore", _bool)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -795,7 +844,7 @@ class CompleteResult(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 # -- lifecycle
@@ -829,7 +878,7 @@ class ServerCapabilities(McpType):
     extensions: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("extensions", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
     def list_changed(self, kind: Literal["tools", "resources", "prompts"]) -> bool:
         """Whether the server said it sends ``notifications/<kind>/list_changed``."""
@@ -854,7 +903,7 @@ class InitializeResult(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 # -- notifications
@@ -870,7 +919,7 @@ class ProgressParams(McpType):
     progress: float = attrs.field(metadata=_meta("progress", _number, required=True))
     total: float | None = attrs.field(default=None, kw_only=True, metadata=_meta("total", _number))
     message: str | None = attrs.field(default=None, kw_only=True, metadata=_meta("message", _str))
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -880,7 +929,7 @@ class LoggingMessageParams(McpType):
     level: str = attrs.field(metadata=_meta("level", _str, required=True))
     data: Any = attrs.field(metadata=_meta("data", _any, required=True))
     logger: str | None = attrs.field(default=None, kw_only=True, metadata=_meta("logger", _str))
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -891,7 +940,7 @@ class CancelledParams(McpType):
         default=None, kw_only=True, metadata=_meta("requestId", _str_or_int)
     )
     reason: str | None = attrs.field(default=None, kw_only=True, metadata=_meta("reason", _str))
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 # -- server-to-client requests
@@ -906,7 +955,7 @@ class Root(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -916,7 +965,7 @@ class ListRootsResult(McpType):
     roots: tuple[Root, ...] = attrs.field(
         metadata=_meta("roots", _list_of(_type(Root)), required=True)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -930,7 +979,7 @@ class SamplingMessage(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -968,7 +1017,7 @@ class CreateMessageParams(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -986,7 +1035,7 @@ class CreateMessageResult(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -1005,7 +1054,7 @@ class ElicitParams(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=False)
@@ -1019,7 +1068,7 @@ class ElicitResult(McpType):
     meta: Mapping[str, Any] | None = attrs.field(
         default=None, kw_only=True, metadata=_meta("_meta", _object)
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True, repr=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
 def dump_sequence(items: Sequence[McpType]) -> list[dict[str, Any]]:
