@@ -43,6 +43,7 @@ CONFORMANCE_SCENARIOS = (
     "sse-retry",
 )
 
+nox.needs_version = ">=2026.10.20"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = False
 # No network but the package registries here: never try to download a Python.
