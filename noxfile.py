@@ -4,9 +4,10 @@
 -m nox -l`` lists every session. Sessions reuse their virtualenvs between runs.
 
 The real peers the tests talk to (MCP servers from npm and PyPI, Node.js 22, the
-conformance suite) are installed from the lock files in ``tests/peers/`` by the
-``peers`` session, which every session that needs them runs first; it returns
-at once when the locks have not changed.
+conformance suite) are installed from the lock files in ``tests/peers/`` by
+``tests/peers/install.py``, which every session that needs them runs first (and
+the ``peers`` session runs alone); it returns at once when the locks have not
+changed.
 """
 
 from __future__ import annotations
@@ -179,6 +180,10 @@ def conformance(session: nox.Session) -> None:
             failed.append(scenario)
     if failed:
         session.error(f"conformance scenarios failed: {', '.join(failed)} (details in {results})")
+
+
+# The `interop` session (the LLM client against a real llama.cpp server) is also
+# tagged `ci`; CI runs the tagged sessions in the order this file defines them.
 
 
 @nox.session
