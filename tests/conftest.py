@@ -1,0 +1,90 @@
+"""Shared test setup: hypothesis profiles and fixtures that locate the real peers.
+
+Hypothesis: ``HYPOTHESIS_PROFILE=fuzz`` (the nox ``fuzz`` session) runs every
+property with a large budget and no deadline. Without it, Hypothesis picks its
+own default, or its ``ci`` profile when the ``CI`` variable is set.
+
+Peers: the fixtures below return argv lists or paths from the ``peers`` module
+(``tests/peers/__init__.py``). A test that uses one is marked ``peers``; when the
+peer is not installed the test skips, or fails under ``OPEX_REQUIRE_PEERS=1``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import peers
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "fuzz",
+    max_examples=5_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+if "HYPOTHESIS_PROFILE" in os.environ:
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
+
+
+PEER_FIXTURES = frozenset(
+    {
+        "node22",
+        "everything_stdio_command",
+        "filesystem_command",
+        "time_server_command",
+        "conformance_command",
+        "peers_python",
+        "sdk_server_command",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a peer fixture with ``peers``, so ``-m "not peers"`` works."""
+    for item in items:
+        if PEER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.peers)
+
+
+@pytest.fixture
+def node22() -> str:
+    """Path of a Node.js 22 or newer."""
+    return peers.node22()
+
+
+@pytest.fixture
+def everything_stdio_command() -> list[str]:
+    """Argv that starts ``@modelcontextprotocol/server-everything`` over stdio."""
+    return peers.everything_stdio_command()
+
+
+@pytest.fixture
+def filesystem_command(tmp_path: os.PathLike[str]) -> list[str]:
+    """Argv that starts ``server-filesystem`` over stdio, allowed only ``tmp_path``."""
+    return peers.filesystem_command(tmp_path)
+
+
+@pytest.fixture
+def time_server_command() -> list[str]:
+    """Argv that starts ``mcp-server-time`` over stdio (local timezone UTC)."""
+    return peers.time_server_command()
+
+
+@pytest.fixture
+def conformance_command() -> list[str]:
+    """Argv prefix of the official MCP conformance suite."""
+    return peers.conformance_command()
+
+
+@pytest.fixture
+def peers_python() -> str:
+    """The Python of the peers venv (the official ``mcp`` SDK is importable there)."""
+    return peers.peers_python()
+
+
+@pytest.fixture
+def sdk_server_command() -> list[str]:
+    """Argv that starts the official-SDK peer server over Streamable HTTP (it prints its URL)."""
+    return peers.sdk_server_command("streamable-http")
