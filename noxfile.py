@@ -205,7 +205,7 @@ def bench(session: nox.Session) -> None:
     session.install("-r", str(PEERS / "requirements-peers.txt"))
     session.install(".")
     install_peers(session)
-    env = {**TEST_ENV, "PYTHONPATH": str(ROOT / "tests")}
+    env = {**TEST_ENV, "PYTHONPATH": str(ROOT)}
     for script in scripts:
         session.run("python", str(script), *session.posargs, env=env)
 

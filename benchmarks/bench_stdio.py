@@ -1,6 +1,6 @@
 """stdio MCP client benchmark: opex_trio against the official SDK and a hand-written client.
 
-All three clients talk to the same hand-written server (``echo_server.py``)
+All three clients talk to the same hand-written server (``_echo_server.py``)
 in one run and are measured the same way:
 
 * sequential ``tools/call`` round trip (p50 and p99 over 2,000 calls);
@@ -34,7 +34,7 @@ from typing import Any
 import trio
 
 HERE = Path(__file__).resolve().parent
-SERVER = [sys.executable, str(HERE / "echo_server.py")]
+SERVER = [sys.executable, str(HERE / "_echo_server.py")]
 CLIENTS = ("opex_trio", "handwritten", "mcp_sdk")
 
 
@@ -165,7 +165,7 @@ class Sdk:
         return (await self._session.list_tools()).tools
 
 
-FACTORIES = {"opex_trio": Opex, "handwritten": HandWritten, "mcp_sdk": Sdk}
+FACTORIES: dict[str, Any] = {"opex_trio": Opex, "handwritten": HandWritten, "mcp_sdk": Sdk}
 
 
 # -- measurements

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 
-import peers
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests import peers
 
 settings.register_profile(
     "fuzz",

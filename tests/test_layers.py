@@ -60,8 +60,11 @@ IO_MODULES = frozenset(
 
 ANY = frozenset({"*"})
 
-# Shared by every layer: the error tree, the telemetry events, the version string.
-BASE = frozenset({"opex_trio.errors", "opex_trio.telemetry", "opex_trio._version"})
+# Shared by every layer but the sans-IO core: the error tree, the telemetry
+# events, the version string, and the unwrapping of trio's exception groups.
+BASE = frozenset(
+    {"opex_trio.errors", "opex_trio.telemetry", "opex_trio._version", "opex_trio._exceptions"}
+)
 
 
 @attrs.frozen
@@ -109,6 +112,7 @@ LAYERS = (
     layer("opex_trio.supervision", {"trio", *ATTRS}, set(BASE)),
     layer("opex_trio.telemetry", {"trio", "opentelemetry", *ATTRS}, {"opex_trio._version"}),
     layer("opex_trio.errors", set(), set()),
+    layer("opex_trio._exceptions", {"trio"}, set()),
     layer("opex_trio._version", set(), set()),
     layer("opex_trio.cli", set(ANY), set(ANY)),
     layer("opex_trio.testing", set(ANY), set(ANY)),

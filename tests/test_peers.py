@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-import peers
 import pytest
 import trio
+
+from tests import peers
 
 TIMEOUT = 60  # generous: a cold Node start on a loaded 2-core machine takes seconds
 

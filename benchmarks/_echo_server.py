@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 from typing import Any
 
@@ -70,13 +69,19 @@ def _handle(message: dict[str, Any], out: list[bytes]) -> None:
             threading.Timer(float(arguments.get("seconds", 0)), _write, (reply,)).start()
         else:
             text = str(arguments.get("message", ""))
-            out.append(_result(rid, {"content": [{"type": "text", "text": text}], "isError": False}))
+            out.append(
+                _result(rid, {"content": [{"type": "text", "text": text}], "isError": False})
+            )
     elif method == "ping":
         out.append(_result(rid, {}))
     else:
         out.append(
             json.dumps(
-                {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "no such method"}}
+                {
+                    "jsonrpc": "2.0",
+                    "id": rid,
+                    "error": {"code": -32601, "message": "no such method"},
+                }
             ).encode()
             + b"\n"
         )
@@ -99,4 +104,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,0 +1,221 @@
+"""Server configurations: the seed's dicts, the common ``mcpServers`` file, typed classes.
+
+A server is configured by one of the transport parameter classes
+(:class:`~opex_trio.transports.stdio.StdioParameters` for a local process, the
+HTTP and WebSocket ones for remote servers). This module turns the dict forms
+people already have into those classes:
+
+* the seed's dicts: ``{"command", "args", "env"}`` for a local server and
+  ``{"url", "auth_token", "execution_id"}`` for a remote one;
+* the ``mcpServers`` JSON file that Claude Desktop, Cursor and others use:
+  ``{"mcpServers": {"name": {"command", "args", "env", "cwd"}}}`` or
+  ``{"name": {"url", "headers"}}``. VS Code's ``"servers"`` key is accepted
+  too, and ``"disabled": true`` skips a server.
+
+Every error is a :class:`~opex_trio.errors.ConfigError` that names the file
+(when there is one), the server and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from ..errors import ConfigError
+from ..transports.stdio import StdioParameters, normalize_env
+
+__all__ = [
+    "ServerConfig",
+    "from_config",
+    "load_config",
+    "parse_server",
+    "register_remote_parser",
+    "server_from_command",
+    "server_id",
+]
+
+logger = logging.getLogger("opex_trio.mcp.config")
+
+ServerConfig: TypeAlias = StdioParameters | Any
+"""A typed server configuration: a transport parameter class."""
+
+# Keys other tools put in the same file; accepted and ignored.
+_FOREIGN_KEYS = frozenset(
+    {
+        "alwaysAllow",
+        "autoApprove",
+        "description",
+        "disabled",
+        "envFile",
+        "icon",
+        "name",
+        "timeout",
+        "transportType",
+        "type",
+    }
+)
+_STDIO_KEYS = frozenset({"command", "args", "env", "cwd", "inherit_env"})
+
+RemoteParser = Callable[[Mapping[str, Any], str, str], Any]
+_remote_parser: RemoteParser | None = None
+
+
+def register_remote_parser(parser: RemoteParser) -> None:
+    """Install the parser for ``url`` configs (the remote transports provide it)."""
+    global _remote_parser
+    _remote_parser = parser
+
+
+def _check_str_list(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+    return value
+
+
+def parse_server(data: Any, *, name: str | None = None, where: str | None = None) -> ServerConfig:
+    """Turn one server's dict into its typed configuration.
+
+    ``where`` prefixes error messages (for example ``"servers.json: mcpServers.fs"``).
+    A typed configuration passes through unchanged.
+    """
+    where = where or (f"server {name!r}" if name else "server config")
+    if isinstance(data, StdioParameters):
+        return data
+    if not isinstance(data, Mapping):
+        if hasattr(data, "url"):
+            return data  # a remote transport's parameter class
+        raise ConfigError(f"{where} must be an object, got {type(data).__name__}")
+    if "command" in data and "url" in data:
+        raise ConfigError(f"{where} has both 'command' and 'url'; a server is one or the other")
+    if "command" in data:
+        return _parse_stdio(data, name, where)
+    if "url" in data:
+        url = data["url"]
+        if not isinstance(url, str) or not url:
+            raise ConfigError(f"{where}.url must be a non-empty string, got {url!r}")
+        if _remote_parser is None:
+            raise ConfigError(f"{where}: remote servers (url {url!r}) are not available")
+        return _remote_parser(data, name or "", where)
+    raise ConfigError(
+        f"{where} needs 'command' (a local server) or 'url' (a remote server); "
+        f"it has {sorted(data) or 'no fields'}"
+    )
+
+
+def _parse_stdio(data: Mapping[str, Any], name: str | None, where: str) -> StdioParameters:
+    unknown = set(data) - _STDIO_KEYS - _FOREIGN_KEYS
+    if unknown:
+        # Other tools add their own keys to these files; they are not ours to reject.
+        logger.debug("%s: ignoring unknown fields %s", where, sorted(unknown))
+    command = data["command"]
+    if not isinstance(command, str) or not command.strip():
+        raise ConfigError(f"{where}.command must be a non-empty string, got {command!r}")
+    args = _check_str_list(data.get("args", []), f"{where}.args")
+    cwd = data.get("cwd")
+    if cwd is not None and not isinstance(cwd, str):
+        raise ConfigError(f"{where}.cwd must be a string, got {cwd!r}")
+    try:
+        return StdioParameters(
+            command,
+            args,
+            env=normalize_env(data.get("env"), where=f"{where}.env"),
+            cwd=os.path.expanduser(cwd) if cwd else None,
+            inherit_env=data.get("inherit_env", False),
+            name=name,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def from_config(data: Any, *, source: str = "config") -> dict[str, ServerConfig]:
+    """The servers of an ``mcpServers`` object, by name, in file order (disabled ones skipped)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source} must hold a JSON object, got {type(data).__name__}")
+    key = "mcpServers" if "mcpServers" in data else "servers" if "servers" in data else None
+    if key is None:
+        raise ConfigError(f"{source} has no 'mcpServers' object")
+    servers = data[key]
+    if not isinstance(servers, Mapping):
+        raise ConfigError(f"{source}: '{key}' must be an object, got {type(servers).__name__}")
+    out: dict[str, ServerConfig] = {}
+    for name, entry in servers.items():
+        where = f"{source}: {key}.{name}"
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{source}: server names must be non-empty strings, got {name!r}")
+        if isinstance(entry, Mapping) and entry.get("disabled") is True:
+            continue
+        out[name] = parse_server(entry, name=name, where=where)
+    return out
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[str, ServerConfig]:
+    """Read an ``mcpServers`` JSON file; errors name the file, the line and the field."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(file)!r} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(file)!r} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(file)!r} is not UTF-8: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"config file {str(file)!r} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno}"
+        ) from None
+    return from_config(data, source=str(file))
+
+
+def server_from_command(command_line: str, *, name: str | None = None) -> StdioParameters:
+    """A stdio server from a shell-like command line (``"uvx mcp-server-time"``)."""
+    try:
+        argv = shlex.split(command_line)
+    except ValueError as exc:
+        raise ConfigError(f"server command {command_line!r} cannot be parsed: {exc}") from None
+    if not argv:
+        raise ConfigError("server command is empty")
+    return parse_server({"command": argv[0], "args": argv[1:]}, name=name)
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-").lower()
+    return slug[:40] or "server"
+
+
+def server_id(config: ServerConfig) -> str:
+    """A stable id for a configuration: its name, or a readable slug plus a short hash.
+
+    The same configuration always gives the same id, in every process, so ids
+    survive restarts and can key caches.
+    """
+    name = getattr(config, "name", None)
+    if name:
+        return str(name)
+    if isinstance(config, StdioParameters):
+        words = [os.path.basename(config.command), *config.args]
+        # The first argument that is not a flag is usually the package
+        # (npx -y @scope/server-x, uvx mcp-server-time); else the command.
+        label = next((w for w in config.args if not w.startswith("-")), words[0])
+        label = label.rsplit("/", 1)[-1].split("@", 1)[0] or words[0]
+        identity: Any = {
+            "command": config.command,
+            "args": list(config.args),
+            "env": dict(config.env),
+            "cwd": config.cwd,
+        }
+    else:
+        url = str(getattr(config, "url", "server"))
+        label = re.sub(r"^[a-z]+://", "", url).split("/", 1)[0]
+        identity = {"url": url}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:6]
+    return f"{_slug(label)}-{digest}"
