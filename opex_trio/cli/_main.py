@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import trio
 
@@ -92,8 +92,10 @@ def _configs(args: argparse.Namespace) -> dict[str, ServerConfig]:
 def _open(name: str, config: ServerConfig) -> McpClient:
     if not isinstance(config, StdioParameters):
         raise ConfigError(f"server {name!r}: only local (command) servers are supported here")
-    params = config if config.name else StdioParameters(
-        config.command, config.args, env=config.env, cwd=config.cwd, name=name
+    params = (
+        config
+        if config.name
+        else StdioParameters(config.command, config.args, env=config.env, cwd=config.cwd, name=name)
     )
     return McpClient(lambda: open_stdio_transport(params), name=name)
 
@@ -145,9 +147,8 @@ async def _run(args: argparse.Namespace) -> int:
     configs = _configs(args)
     async with _connected(configs) as clients:
         if args.command == "servers":
-            rows = []
+            rows: list[dict[str, Any]] = []
             for name, client in clients.items():
-                tools = await client.list_tools()
                 rows.append(
                     {
                         "name": name,
@@ -155,7 +156,7 @@ async def _run(args: argparse.Namespace) -> int:
                         "server": client.server_info.name,
                         "version": client.server_info.version,
                         "protocol": client.protocol_version,
-                        "tools": [t.name for t in tools],
+                        "tools": [t.name for t in await client.list_tools()],
                     }
                 )
             if args.json:
@@ -198,8 +199,9 @@ def run(argv: Sequence[str]) -> int:
     verbose = "-v" in argv or "--verbose" in argv
     try:
         args = parser.parse_args(list(argv))
+        levels = {0: logging.WARNING, 1: logging.INFO}
         logging.basicConfig(
-            level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
+            level=levels.get(args.verbose, logging.DEBUG),
             stream=sys.stderr,
             format="%(levelname)s %(name)s: %(message)s",
         )
@@ -220,4 +222,3 @@ def run(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         print("opex-trio: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-
