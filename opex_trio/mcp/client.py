@@ -182,24 +182,51 @@ class ClientOptions:
 
 
 class _Reply:
-    """A one-shot slot a caller waits on for its response."""
+    """A one-shot slot one caller waits on for its response.
 
-    __slots__ = ("error", "event", "result")
+    A trio.Event would do, but this sits on every request's path and a
+    single waiter needs none of its generality: the waiting task is parked
+    and rescheduled directly.
+    """
+
+    __slots__ = ("_waiter", "done", "error", "result")
 
     def __init__(self) -> None:
-        self.event = trio.Event()
+        self.done = False
         self.result: Mapping[str, Any] | None = None
         self.error: BaseException | None = None
+        self._waiter: trio.lowlevel.Task | None = None
 
     def set(self, result: Mapping[str, Any]) -> None:
-        if not self.event.is_set():
+        if not self.done:
             self.result = result
-            self.event.set()
+            self._wake()
 
     def fail(self, error: BaseException) -> None:
-        if not self.event.is_set():
+        if not self.done:
             self.error = error
-            self.event.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        self.done = True
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            trio.lowlevel.reschedule(waiter)
+
+    async def wait(self) -> None:
+        """Wait until set or failed; a checkpoint either way."""
+        if self.done:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._waiter is not None:
+            raise RuntimeError("only one task may wait for a reply")
+        self._waiter = trio.lowlevel.current_task()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            self._waiter = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
 
 class McpClient:
@@ -347,7 +374,7 @@ class McpClient:
         self._session.open()
         self._flush()
         with trio.move_on_after(self.options.init_timeout) as scope:
-            await self._handshake.event.wait()
+            await self._handshake.wait()
         if scope.cancelled_caught:
             raise RequestTimeoutError(
                 f"MCP server {self.name!r} did not answer initialize within "
@@ -667,17 +694,17 @@ class McpClient:
                 except trio.WouldBlock:
                     await self._mailbox_send.send(outgoing)
                 queued = True
-                await reply.event.wait()
+                await reply.wait()
         except BaseException:
             # Cancelled by the caller: tell the server, if the request got out.
-            if not reply.event.is_set():
+            if not reply.done:
                 self._session.cancel(request.id, "cancelled by the client", notify=queued)
                 self._flush()
             raise
         finally:
             if token is not None:
                 self._progress.pop(token, None)
-        if not reply.event.is_set():
+        if not reply.done:
             assert deadline is not None
             self._session.cancel(request.id, f"timed out after {deadline:g} s", notify=queued)
             self._flush()

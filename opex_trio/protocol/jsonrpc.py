@@ -286,7 +286,8 @@ def decode(data: bytes | str, *, allow_batch: bool = False) -> list[Message | Pr
     :class:`ProtocolError` with code ``-32700``.
     """
     try:
-        obj = json.loads(data)
+        # Decoding to str first spares json.loads its encoding detection.
+        obj = _loads(data.decode("utf-8") if isinstance(data, bytes | bytearray) else data)
     except (ValueError, RecursionError) as exc:
         # UnicodeDecodeError is a ValueError, so undecodable bytes land here too.
         preview = data[:80] if isinstance(data, str) else data[:80].decode("utf-8", "replace")
@@ -311,6 +312,7 @@ def decode(data: bytes | str, *, allow_batch: bool = False) -> list[Message | Pr
     return [parse_message(obj)]
 
 
+_loads = json.JSONDecoder().decode
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
