@@ -21,17 +21,18 @@ from outside, ``KeyboardInterrupt``, ``SystemExit``) pass through untouched.
 A child moves through these states (:data:`ChildState`); every change is
 reported as a :class:`~opex_trio.telemetry.ChildStateChanged` event::
 
-     start()/start_soon()
+    start() / start_soon()
             |
-            v          task_status.started()
-        starting ------------------------------> running
-            |  ^                                    |
-            |  |  after the backoff delay           |
-            |  +------- restarting <----------------+  ended, failed, or restart()
-            |              |        (also from starting)
-            v              v
-     done / stopped / failed           (final; stop_nowait() or leaving the
-                                        supervisor ends any state in "stopped")
+            v        task_status.started()
+        starting ---------------------------> running
+            ^                                    |
+            | after the backoff delay            | the run ended (or ended
+            +--------- restarting <--------------+ while still starting)
+                                                 |
+                                                 +--> done    (returned, no restart)
+                                                 +--> failed  (policy "never", or
+                                                               restart intensity)
+    any state --stop_nowait() or the supervisor closing--> stopped
 
 When a run ends, the runner decides:
 
@@ -39,7 +40,9 @@ When a run ends, the runner decides:
   closing: ``"stopped"``;
 * :meth:`ChildHandle.restart` was called: restart, whatever the policy says;
 * the child returned: restart if the policy is ``"always"``, else ``"done"``;
-* the child raised: ``"failed"`` if the policy is ``"never"``, else restart.
+* the child raised (or, started with :meth:`Supervisor.start`, returned or
+  timed out before ``task_status.started()``): ``"failed"`` if the policy is
+  ``"never"``, else restart.
 
 A restart is first checked against the restart intensity: as in OTP, when more
 than ``max_restarts`` restarts fall within the last ``within`` seconds (this
@@ -152,7 +155,8 @@ class RestartPolicy:
     ``backoff_initial`` (``None``: never reset). ``start_timeout`` bounds the
     time a child started with :meth:`Supervisor.start` may take to call
     ``task_status.started()``; when it passes, the attempt is cancelled and
-    counts as a failure with a :class:`TimeoutError` (``None``: no bound).
+    counts as a failure with a :class:`TimeoutError` (``None``: no bound;
+    children started with :meth:`Supervisor.start_soon` are ready at once).
 
     Invalid values raise :class:`~opex_trio.errors.ConfigError` naming the field.
     """
@@ -394,6 +398,8 @@ class ChildHandle:
     async def wait_running(self) -> ChildState:
         """Wait until the child is ``"running"`` or finished; return that state.
 
+        Like every trio wait it checkpoints first, and the state is checked
+        again after that, so the result is the state at the moment of return.
         It never raises for the child's failure: check for ``"running"``, and
         see :attr:`error` and :attr:`last_error` otherwise. Bound the wait with
         your own deadline (``trio.fail_after``).
@@ -574,22 +580,22 @@ class ChildHandle:
             if status is not None:
                 status.expired = True
         ran_for = self._ran_for()
-        if returned and status is not None and not status.called:
+        # A child that never got ready has failed, unless we cancelled it on
+        # purpose (then it may well have returned early or been cut short).
+        asked = self._stop_requested or self._restart_requested or self._supervisor._closing
+        if status is not None and not status.called and error is None and not asked:
+            if returned:
+                error = RuntimeError(
+                    f"supervised child {self._name!r} returned without calling "
+                    "task_status.started()"
+                )
+            else:
+                # Only the start timeout cancels an attempt nobody asked to end.
+                error = TimeoutError(
+                    f"supervised child {self._name!r} did not call task_status.started() "
+                    f"within {self._policy.start_timeout} seconds"
+                )
             returned = False
-            error = RuntimeError(
-                f"supervised child {self._name!r} returned without calling task_status.started()"
-            )
-        if (
-            error is None
-            and not returned
-            and not (self._stop_requested or self._restart_requested)
-            and status is not None
-            and not status.called
-        ):
-            error = TimeoutError(
-                f"supervised child {self._name!r} did not call task_status.started() within "
-                f"{self._policy.start_timeout} seconds"
-            )
         if not returned:
             self._result = None
         return returned, error, ran_for

@@ -471,6 +471,39 @@ async def test_forced_restart_during_backoff_starts_at_once(
         assert handle.restarts == 1
 
 
+async def test_restart_before_the_child_ran_counts_without_calling_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    child = Recorder()
+    async with Supervisor(policy=EXACT) as sup:
+        handle = sup.start_soon(child)
+        handle.restart()
+        await trio.sleep(5)
+        assert child.calls == [1]
+        assert handle.restarts == 1
+
+
+async def test_a_stale_task_status_changes_nothing(autojump_clock: trio.abc.Clock) -> None:
+    statuses: list[trio.TaskStatus[str]] = []
+
+    async def child(task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        statuses.append(task_status)
+        await trio.sleep(1)
+        if len(statuses) == 1:
+            raise Boom
+        task_status.started("second")
+        await trio.sleep_forever()
+
+    async with Supervisor(policy=EXACT) as sup:
+        handle = await sup.start(child)
+        assert trio.current_time() == 3
+        assert handle.value == "second"
+        assert "task status of supervised child" in repr(statuses[0])
+        statuses[0].started("stale")
+        assert handle.value == "second"
+        assert handle.state == "running"
+
+
 async def test_forced_restarts_reach_the_intensity(autojump_clock: trio.abc.Clock) -> None:
     child = Recorder()
     async with Supervisor(policy=policy(max_restarts=1, within=60.0)) as sup:
@@ -632,6 +665,30 @@ async def test_stopped_before_ready_returns_a_stopped_handle(
         assert handle.last_error is None
         assert trio.current_time() == 3
     assert [e.state for e in events] == ["starting", "stopped"]
+
+
+async def test_child_returning_early_when_stopped_has_not_failed(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async def polite(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await trio.sleep(10)
+        except trio.Cancelled:
+            return  # leaves without started(), because it was asked to
+        task_status.started()
+
+    async with Supervisor() as sup:
+
+        async def stop_it() -> None:
+            await trio.sleep(1)
+            assert await sup.children[0].stop() == "stopped"
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stop_it)
+            handle = await sup.start(polite)
+        assert handle.state == "stopped"
+        assert handle.last_error is None
+        assert handle.restarts == 0
 
 
 async def test_cancelled_start_stops_the_child(autojump_clock: trio.abc.Clock) -> None:
@@ -867,6 +924,30 @@ async def test_keyboard_interrupt_in_a_child_is_not_swallowed(
     assert trio.current_time() == 3
     assert sibling.finished == [3]
     assert handles[0].state == "stopped"
+
+
+async def test_keyboard_interrupt_inside_a_child_group_is_not_swallowed(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async def interrupted() -> None:
+        await trio.sleep(1)
+        raise KeyboardInterrupt
+
+    async def with_nursery() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(interrupted)
+            await trio.sleep(2)
+            raise Boom
+
+    async def body() -> None:
+        async with Supervisor() as sup:
+            sup.start_soon(with_nursery)
+            await trio.sleep_forever()
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        await body()
+    assert info.value.subgroup(KeyboardInterrupt) is not None
+    assert trio.current_time() == 1
 
 
 async def test_child_swallowing_cancellation_is_not_restarted(
