@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "ChildStateChanged",
     "LLMRequestFinished",
     "LLMRequestStarted",
     "LLMRetry",
@@ -122,6 +123,30 @@ class ServerStateChanged(TelemetryEvent):
     previous: str | None = None
     error: BaseException | None = None
     restarts: int = 0
+
+
+@attrs.frozen
+class ChildStateChanged(TelemetryEvent):
+    """A child of a :class:`~opex_trio.supervision.Supervisor` moved from one state to another.
+
+    ``supervisor`` and ``child`` are names; ``state`` and ``previous`` are
+    :data:`~opex_trio.supervision.ChildState` values (``previous`` is ``None``
+    for the first event of a child). ``restarts`` counts the restarts so far,
+    this one included. ``error`` is what caused the change when something
+    failed: the child's exception for ``"restarting"``, the
+    :class:`~opex_trio.errors.SupervisionError` for ``"failed"``. ``delay`` is
+    the backoff before the next start (``"restarting"`` only) and ``time`` the
+    trio clock when the change happened.
+    """
+
+    supervisor: str
+    child: str
+    state: str
+    previous: str | None = None
+    restarts: int = 0
+    error: BaseException | None = None
+    delay: float | None = None
+    time: float = 0.0
 
 
 _handlers: tuple[Handler, ...] = ()
