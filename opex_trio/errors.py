@@ -184,7 +184,7 @@ class TransportClosedError(TransportError):
 
 
 class TransportAuthError(TransportError):
-    """A remote MCP server refused our credentials: HTTP 401 or 403, or a WebSocket close for policy.
+    """A remote MCP server refused our credentials: HTTP 401 or 403, or a policy close.
 
     Reconnecting with the same credentials will not help. ``status`` is the
     HTTP status (or the WebSocket close code), ``server`` names the server and
