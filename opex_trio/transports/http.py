@@ -71,7 +71,7 @@ from ..errors import (
     TransportClosedError,
 )
 from ..protocol.framing import DEFAULT_MAX_MESSAGE_SIZE
-from ..protocol.jsonrpc import Notification, Request, RequestId
+from ..protocol.jsonrpc import Notification, Request, RequestId, find_id
 from .base import Outgoing, RequestFailure, Transport
 
 __all__ = ["HttpParameters", "HttpTransport", "open_http_transport"]
@@ -517,13 +517,37 @@ class HttpTransport(Transport):
                 return True
         return False
 
-    def _too_large(self, size: int | None) -> MessageTooLargeError:
+    def _too_large(self, size: int | None, head: bytes = b"") -> MessageTooLargeError:
         limit = self.params.max_message_size
-        shown = f"{size} bytes" if size is not None else "more"
+        shown = f"{size} bytes" if size is not None else f"over {limit} bytes"
         return MessageTooLargeError(
-            f"MCP server {self.name!r} sent a message of {shown}, over the limit of {limit} bytes",
+            f"MCP server {self.name!r} sent a message of {shown}, over the limit of {limit} "
+            "bytes; it was discarded",
             size=size if size is not None else limit + 1,
             limit=limit,
+            head=head,
+        )
+
+    def _event_source(self, response: httpx2.Response) -> httpx2.EventSource:
+        # Events up to twice the limit (and a megabyte) are read whole, so the
+        # request an oversized one answers can be found and failed alone; only
+        # beyond that does the stream itself fail.
+        limit = 2 * self.params.max_message_size + 1024 * 1024
+        return httpx2.EventSource(response, max_event_size=limit)
+
+    def _oversized(self, data: str) -> MessageTooLargeError | None:
+        """The error for an event's data over the limit, with its head; ``None`` when it fits."""
+        limit = self.params.max_message_size
+        if len(data) * 4 <= limit:
+            return None
+        raw = data.encode("utf-8")
+        if len(raw) <= limit:
+            return None
+        return MessageTooLargeError(
+            f"a message of {len(raw)} bytes exceeds the limit of {limit} bytes and was discarded",
+            size=len(raw),
+            limit=limit,
+            head=raw[:256],
         )
 
     # -- Streamable HTTP
@@ -690,8 +714,7 @@ class HttpTransport(Transport):
         self, response: httpx2.Response, state: _StreamState, want: RequestId | None
     ) -> bool:
         """Deliver the stream's messages; True once the answer to ``want`` came."""
-        source = httpx2.EventSource(response, max_event_size=self.params.max_message_size + 1024)
-        events = source.__aiter__()
+        events = self._event_source(response).__aiter__()
         try:
             async for event in events:
                 if event.id:
@@ -700,6 +723,13 @@ class HttpTransport(Transport):
                     state.retry = event.retry / 1000
                 if event.event not in ("message", "") or not event.data.strip():
                     continue  # a priming event, a comment or an event type MCP does not use
+                too_large = self._oversized(event.data)
+                if too_large is not None:
+                    # The actor fails the request whose id the head names.
+                    await self._deliver(too_large)
+                    if want is not None and find_id(too_large.head) == want:
+                        return True
+                    continue
                 answered = self._learn(event.data, want)
                 await self._deliver(event.data)
                 if answered:
@@ -849,10 +879,7 @@ class HttpTransport(Transport):
                         f"{self._status_words(response)} with content type "
                         f"{response.headers.get('content-type', 'none')!r}, not an SSE stream"
                     )
-                source = httpx2.EventSource(
-                    response, max_event_size=self.params.max_message_size + 1024
-                )
-                events = source.__aiter__()
+                events = self._event_source(response).__aiter__()
                 try:
                     async for event in events:
                         if self._endpoint is None:
@@ -864,10 +891,17 @@ class HttpTransport(Transport):
                             continue
                         if event.event not in ("message", "") or not event.data.strip():
                             continue
+                        too_large = self._oversized(event.data)
+                        if too_large is not None:
+                            await self._deliver(too_large)
+                            continue
                         self._learn(event.data, self._init_id)
                         await self._deliver(event.data)
-                except httpx2.SSEError:
-                    raise self._too_large(None) from None
+                except httpx2.SSEError as exc:
+                    raise TransportBrokenError(
+                        f"MCP server {self.name!r} sent an event far over the message limit "
+                        f"({self.params.max_message_size} bytes) on its SSE stream"
+                    ) from exc
                 finally:
                     await events.aclose()  # type: ignore[attr-defined]
         if self._endpoint is None:
