@@ -103,7 +103,9 @@ class WebSocketParameters:
     ``auth_token`` is sent as ``Authorization: Bearer`` in the handshake and
     ``headers`` are added to it. ``ping_interval`` (``None``: no keepalive)
     and ``ping_timeout`` drive the keepalive; ``connect_timeout`` bounds the
-    handshake and the closing handshake. ``max_message_size`` bounds one
+    opening handshake and ``close_timeout`` the closing one (when the client
+    is cancelled, the server's answer to the close cannot be read any more,
+    so a cancelled close takes this long). ``max_message_size`` bounds one
     incoming message in bytes.
     """
 
@@ -115,6 +117,7 @@ class WebSocketParameters:
     ping_interval: float | None = 20.0
     ping_timeout: float = 20.0
     connect_timeout: float = 30.0
+    close_timeout: float = 2.0
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     message_queue_size: int = 64
 
@@ -224,7 +227,7 @@ class WebSocketTransport(Transport):
         if self._closed:
             return
         self._closed = True
-        with trio.CancelScope(shield=True), trio.move_on_after(self.params.connect_timeout):
+        with trio.CancelScope(shield=True), trio.move_on_after(self.params.close_timeout):
             await self.ws.aclose(1000, "client closing")
 
 
@@ -242,7 +245,7 @@ async def open_websocket_transport(
             max_message_size=params.max_message_size,
             message_queue_size=params.message_queue_size,
             connect_timeout=params.connect_timeout,
-            disconnect_timeout=params.connect_timeout,
+            disconnect_timeout=params.close_timeout,
         ) as ws:
             entered = True
             transport = WebSocketTransport(ws, params)

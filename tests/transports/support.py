@@ -78,7 +78,9 @@ async def make_subject(kind: str, nursery: trio.Nursery) -> ContractSubject:
         ws_server, ws_scope = await start_in_scope(
             nursery, McpWebSocketServer(builtin_server()).serve
         )
-        ws_params = WebSocketParameters(ws_server.url, name="websocket", max_message_size=LIMIT)
+        ws_params = WebSocketParameters(
+            ws_server.url, name="websocket", max_message_size=LIMIT, close_timeout=0.5
+        )
 
         async def stop_ws(client: McpClient) -> None:
             ws_scope.cancel()
@@ -90,12 +92,13 @@ async def make_subject(kind: str, nursery: trio.Nursery) -> ContractSubject:
             OVERSIZE,
             oversize_breaks_connection=True,
         )
-    options: dict[str, Any] = {
+    http_options: dict[str, dict[str, Any]] = {
         "http-sse": {},
         "http-json": {"response_mode": "json"},
         "http-stateless": {"stateful": False},
         "http-legacy": {"legacy": True},
-    }[kind]
+    }
+    options = http_options[kind]
     http_server, http_scope = await start_in_scope(
         nursery, McpHttpServer(builtin_server(), **options).serve
     )
