@@ -23,7 +23,8 @@ out.
 Faults a test can switch on: ``drop_streams`` ends (or aborts) every request's
 SSE stream right after its first event, so the client must resume it;
 ``expire_after`` forgets every session after that many POSTs (404);
-``redirect_to`` answers everything with a 307 to another server;
+``redirect_to`` answers everything with a 307 to another server, and
+``moved`` maps paths to where they moved (308);
 ``require_token`` answers 401 without the right bearer token; ``intercept``
 can answer any request with a status of its choosing. :attr:`McpHttpServer.log`
 records every HTTP request (method, path, headers) for assertions.
@@ -166,6 +167,7 @@ class McpHttpServer:
         drop_streams: Literal["end", "abort"] | None = None,
         expire_after: int | None = None,
         redirect_to: str | None = None,
+        moved: dict[str, str] | None = None,
         require_token: str | None = None,
         intercept: Intercept | None = None,
         path: str = "/mcp",
@@ -181,6 +183,7 @@ class McpHttpServer:
         self.drop_streams = drop_streams
         self.expire_after = expire_after
         self.redirect_to = redirect_to
+        self.moved = dict(moved or {})
         self.require_token = require_token
         self.intercept = intercept
         self.path = "/sse" if legacy else path
@@ -268,6 +271,10 @@ class McpHttpServer:
                 return True
         if self.redirect_to is not None:
             await ex.simple(307, b"", extra=[("Location", self.redirect_to + record.path)])
+            return True
+        new_place = self.moved.get(urlsplit(record.path).path)
+        if new_place is not None:
+            await ex.simple(308, b"", extra=[("Location", new_place)])
             return True
         if self.require_token is not None and (
             record.headers.get("authorization") != f"Bearer {self.require_token}"
