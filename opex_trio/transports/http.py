@@ -28,6 +28,7 @@ carries ``Last-Event-ID``, after the delay the server asked for with
 Errors: a network failure (refused connection, reset, timeout) breaks the
 connection (:class:`~opex_trio.errors.TransportBrokenError`); a 401 or 403
 raises :class:`~opex_trio.errors.TransportAuthError`; a 404 for our session
+(or a 400 whose body speaks of the session, which many servers send instead)
 raises :class:`~opex_trio.errors.SessionExpiredError` (once per session) and
 :meth:`HttpTransport.reset_session` lets the actor start a new one; any other
 error status fails only the request it answered (:class:`RequestFailure`), and
@@ -586,14 +587,17 @@ class HttpTransport(Transport):
         status = response.status_code
         if status in (401, 403):
             raise await self._auth_error(response, message.method)
-        if status == 404:
+        body: bytes | None = None
+        if status == 400 and sent_session is not None:
+            body = await self._body(response, self.params.max_message_size)
+        if status == 404 or _forgot_session(status, body):
             gone = self._session_gone(sent_session)
             if gone is not None:
                 raise gone
             if sent_session is not None:
                 return None  # an older session's request; its caller has been told already
         if status >= 300:
-            await self._error_status(message, response)
+            await self._error_status(message, response, body)
             return None
         if message.method == "initialize":
             if self._mode is None:
@@ -628,8 +632,11 @@ class HttpTransport(Transport):
         )
         return None
 
-    async def _error_status(self, message: Request, response: httpx2.Response) -> None:
-        body = await self._body(response, self.params.max_message_size)
+    async def _error_status(
+        self, message: Request, response: httpx2.Response, body: bytes | None = None
+    ) -> None:
+        if body is None:
+            body = await self._body(response, self.params.max_message_size)
         if len(body) <= self.params.max_message_size and self._learn(body, message.id):
             # A JSON-RPC error for this request: that is the server's answer.
             await self._deliver(body)
@@ -679,8 +686,13 @@ class HttpTransport(Transport):
                     status = response.status_code
                     if status in (401, 403):
                         raise await self._auth_error(response, "resuming a stream")
-                    if status == 404 and (gone := self._session_gone(sent_session)) is not None:
-                        raise gone
+                    if status in (400, 404) and sent_session is not None:
+                        body = await self._body(response, _BODY_EXCERPT)
+                        if status == 404 or _forgot_session(status, body):
+                            gone = self._session_gone(sent_session)
+                            if gone is not None:
+                                raise gone
+                            return
                     if status != 200 or not _is_sse(response):
                         await self._fail_request(
                             message,
@@ -696,11 +708,8 @@ class HttpTransport(Transport):
             except httpx2.SSEError:
                 await self._fail_request(message, self._too_large(None))
                 return
-            except httpx2.ConnectError as exc:
-                raise TransportBrokenError(
-                    str(self._network_error(exc, f"resuming the stream of {message.method}"))
-                ) from exc
             except httpx2.TransportError as exc:
+                # Refused connections count too: a restarting server comes back.
                 failures += 1
                 if failures > self.params.max_reconnects:
                     raise TransportBrokenError(
@@ -755,9 +764,9 @@ class HttpTransport(Transport):
                         return
                     if status in (401, 403):
                         raise await self._auth_error(response, "the GET stream")
-                    if status == 404 and sent_session is not None:
-                        # The next POST finds out too, and that one has a caller.
-                        logger.debug("MCP server %r: GET stream answered 404", self.name)
+                    if status in (400, 404) and sent_session is not None:
+                        # The session may be gone; the next POST finds out, with a caller.
+                        logger.debug("MCP server %r: GET stream answered %d", self.name, status)
                         return
                     if status != 200 or not _is_sse(response):
                         logger.warning(
@@ -771,11 +780,8 @@ class HttpTransport(Transport):
             except httpx2.SSEError:
                 await self._deliver(self._too_large(None))
                 state.last_event_id = None  # resuming would replay the same event
-            except httpx2.ConnectError as exc:
-                raise TransportBrokenError(
-                    str(self._network_error(exc, "reopening the GET stream"))
-                ) from exc
             except httpx2.TransportError as exc:
+                # Refused connections count too: a restarting server comes back.
                 failures += 1
                 if failures > self.params.max_reconnects:
                     raise TransportBrokenError(
@@ -795,7 +801,10 @@ class HttpTransport(Transport):
                 status = response.status_code
                 if status in (401, 403):
                     raise await self._auth_error(response, what)
-                if status == 404 and sent_session is not None:
+                body: bytes | None = None
+                if status == 400 and sent_session is not None:
+                    body = await self._body(response, _BODY_EXCERPT)
+                if (status == 404 or _forgot_session(status, body)) and sent_session is not None:
                     gone = self._session_gone(sent_session)
                     if gone is not None:
                         raise gone
@@ -989,6 +998,16 @@ class HttpTransport(Transport):
                             self.name,
                             response.status_code,
                         )
+
+
+def _forgot_session(status: int, body: bytes | None) -> bool:
+    """Whether a 400 says the session id is unknown.
+
+    The specification says 404, but many servers (the reference ones among
+    them) answer 400 with an error about the session id; treating that as an
+    expired session lets the client recover from their restarts too.
+    """
+    return status == 400 and body is not None and b"session" in body.lower()
 
 
 def _is_sse(response: httpx2.Response) -> bool:
