@@ -73,6 +73,7 @@ from ..errors import (
 )
 from ..protocol.framing import DEFAULT_MAX_MESSAGE_SIZE
 from ..protocol.jsonrpc import Notification, Request, RequestId, find_id
+from ._sse import SseDecoder, SseEvent
 from .base import Outgoing, RequestFailure, Transport
 
 __all__ = ["HttpParameters", "HttpTransport", "open_http_transport"]
@@ -529,26 +530,17 @@ class HttpTransport(Transport):
             head=head,
         )
 
-    def _event_source(self, response: httpx2.Response) -> httpx2.EventSource:
-        # Events up to twice the limit (and a megabyte) are read whole, so the
-        # request an oversized one answers can be found and failed alone; only
-        # beyond that does the stream itself fail.
-        limit = 2 * self.params.max_message_size + 1024 * 1024
-        return httpx2.EventSource(response, max_event_size=limit)
+    def _events(self) -> SseDecoder:
+        return SseDecoder(self.params.max_message_size)
 
-    def _oversized(self, data: str) -> MessageTooLargeError | None:
-        """The error for an event's data over the limit, with its head; ``None`` when it fits."""
+    def _oversized(self, event: SseEvent) -> MessageTooLargeError:
+        """The error for an event over the limit; its head names the request it answered."""
         limit = self.params.max_message_size
-        if len(data) * 4 <= limit:
-            return None
-        raw = data.encode("utf-8")
-        if len(raw) <= limit:
-            return None
         return MessageTooLargeError(
-            f"a message of {len(raw)} bytes exceeds the limit of {limit} bytes and was discarded",
-            size=len(raw),
+            f"a message of {event.size} bytes exceeds the limit of {limit} bytes and was discarded",
+            size=event.size,
             limit=limit,
-            head=raw[:256],
+            head=event.data.encode("utf-8")[:256],
         )
 
     # -- Streamable HTTP
@@ -657,9 +649,6 @@ class HttpTransport(Transport):
         try:
             if await self._consume(response, state, message.id):
                 return None
-        except httpx2.SSEError:
-            await self._fail_request(message, self._too_large(None))
-            return None
         except httpx2.TransportError as exc:
             logger.debug("MCP server %r: stream of %s broke: %r", self.name, message.method, exc)
         return state
@@ -705,9 +694,6 @@ class HttpTransport(Transport):
                     if await self._consume(response, state, message.id):
                         return
                     failures = 0
-            except httpx2.SSEError:
-                await self._fail_request(message, self._too_large(None))
-                return
             except httpx2.TransportError as exc:
                 # Refused connections count too: a restarting server comes back.
                 failures += 1
@@ -723,28 +709,33 @@ class HttpTransport(Transport):
         self, response: httpx2.Response, state: _StreamState, want: RequestId | None
     ) -> bool:
         """Deliver the stream's messages; True once the answer to ``want`` came."""
-        events = self._event_source(response).__aiter__()
-        try:
-            async for event in events:
-                if event.id:
-                    state.last_event_id = event.id
-                if event.retry is not None:
-                    state.retry = event.retry / 1000
-                if event.event not in ("message", "") or not event.data.strip():
-                    continue  # a priming event, a comment or an event type MCP does not use
-                too_large = self._oversized(event.data)
-                if too_large is not None:
-                    # The actor fails the request whose id the head names.
-                    await self._deliver(too_large)
-                    if want is not None and find_id(too_large.head) == want:
-                        return True
-                    continue
-                answered = self._learn(event.data, want)
-                await self._deliver(event.data)
-                if answered:
+        decoder = self._events()
+        async for chunk in response.aiter_bytes():
+            if await self._on_events(decoder.feed(chunk), state, want):
+                return True
+        return await self._on_events(decoder.end(), state, want)
+
+    async def _on_events(
+        self, events: list[SseEvent], state: _StreamState, want: RequestId | None
+    ) -> bool:
+        for event in events:
+            if event.id:
+                state.last_event_id = event.id
+            if event.retry is not None:
+                state.retry = event.retry / 1000
+            if event.event != "message" or not event.data.strip():
+                continue  # a priming event, or an event type MCP does not use
+            if event.oversized:
+                too_large = self._oversized(event)
+                # The actor fails the request whose id the head names.
+                await self._deliver(too_large)
+                if want is not None and find_id(too_large.head) == want:
                     return True
-        finally:
-            await events.aclose()  # type: ignore[attr-defined]
+                continue
+            answered = self._learn(event.data, want)
+            await self._deliver(event.data)
+            if answered:
+                return True
         return False
 
     async def _listen(self) -> None:
@@ -777,9 +768,6 @@ class HttpTransport(Transport):
                         return
                     failures = 0
                     await self._consume(response, state, None)
-            except httpx2.SSEError:
-                await self._deliver(self._too_large(None))
-                state.last_event_id = None  # resuming would replay the same event
             except httpx2.TransportError as exc:
                 # Refused connections count too: a restarting server comes back.
                 failures += 1
@@ -888,9 +876,9 @@ class HttpTransport(Transport):
                         f"{self._status_words(response)} with content type "
                         f"{response.headers.get('content-type', 'none')!r}, not an SSE stream"
                     )
-                events = self._event_source(response).__aiter__()
-                try:
-                    async for event in events:
+                decoder = self._events()
+                async for chunk in response.aiter_bytes():
+                    for event in decoder.feed(chunk):
                         if self._endpoint is None:
                             if event.event != "endpoint":
                                 continue
@@ -898,21 +886,13 @@ class HttpTransport(Transport):
                             deadline.deadline = math.inf
                             ready()
                             continue
-                        if event.event not in ("message", "") or not event.data.strip():
+                        if event.event != "message" or not event.data.strip():
                             continue
-                        too_large = self._oversized(event.data)
-                        if too_large is not None:
-                            await self._deliver(too_large)
+                        if event.oversized:
+                            await self._deliver(self._oversized(event))
                             continue
                         self._learn(event.data, self._init_id)
                         await self._deliver(event.data)
-                except httpx2.SSEError as exc:
-                    raise TransportBrokenError(
-                        f"MCP server {self.name!r} sent an event far over the message limit "
-                        f"({self.params.max_message_size} bytes) on its SSE stream"
-                    ) from exc
-                finally:
-                    await events.aclose()  # type: ignore[attr-defined]
         if self._endpoint is None:
             raise TransportBrokenError(
                 f"MCP server {self.name!r}: the SSE stream ended before its endpoint event"
