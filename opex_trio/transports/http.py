@@ -819,7 +819,7 @@ class HttpTransport(Transport):
         )
         self._mode = "sse"
         try:
-            await self._start_legacy(post_status=status)
+            await self._start_legacy()
         except TransportBrokenError as exc:
             raise TransportBrokenError(
                 f"MCP server {self.name!r} ({_safe_url(self.params.url)}) speaks neither "
@@ -827,7 +827,7 @@ class HttpTransport(Transport):
             ) from exc.__cause__
         await self._post_legacy(out)
 
-    async def _start_legacy(self, post_status: int | None = None) -> None:
+    async def _start_legacy(self) -> None:
         self._endpoint = None
         await self._nursery.start(self._legacy_guarded, self._generation)
 

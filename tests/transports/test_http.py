@@ -402,3 +402,25 @@ async def test_calls_after_close_raise_closed_and_nothing_is_left_running() -> N
                 await client.ping()
             with pytest.raises(TransportClosedError):
                 await client.call_tool("echo", {"message": "late"})
+
+
+async def test_an_expired_legacy_session_is_renewed_on_a_new_stream() -> None:
+    with trio.fail_after(BOUND):
+        async with serving(legacy=True, expire_after=2) as server:
+            async with client_for(HttpParameters(server.url, name="old-style")) as client:
+                # initialize and initialized were the first two POSTs.
+                with pytest.raises(SessionExpiredError):
+                    await client.call_tool("echo", {"message": "a"})
+                assert (await client.call_tool("echo", {"message": "b"})).text == "b"
+            streams = [r for r in server.log if r.method == "GET"]
+            assert len(streams) == 2
+
+
+async def test_forcing_streamable_http_does_not_fall_back() -> None:
+    with trio.fail_after(BOUND):
+        async with serving(legacy=True) as server:
+            params = HttpParameters(server.url, name="strict", transport="streamable-http")
+            with pytest.raises(TransportBrokenError, match="405"):
+                async with client_for(params):
+                    pass
+            assert [r.method for r in server.log] == ["POST"]
