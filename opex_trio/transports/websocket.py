@@ -236,7 +236,7 @@ async def open_websocket_transport(
     params: WebSocketParameters,
 ) -> AsyncIterator[WebSocketTransport]:
     """Open the WebSocket and yield its transport; close it on exit."""
-    entered = False
+    entered = body_failed = False
     try:
         async with open_websocket_url(
             params.url,
@@ -253,35 +253,60 @@ async def open_websocket_transport(
                 nursery.start_soon(transport.keepalive)
                 try:
                     yield transport
+                except BaseException:
+                    body_failed = True
+                    raise
                 finally:
                     nursery.cancel_scope.cancel()
                     await transport.shutdown()
-    except ConnectionRejected as exc:
+    except BaseException as exc:
         if entered:
+            if not body_failed and _only(exc, DisconnectionTimeout) is not None:
+                # Our closing handshake went unanswered; the socket is closed all the same.
+                return
             raise
-        if exc.status_code in (401, 403):
-            www = dict(exc.headers).get(b"www-authenticate")
-            raise TransportAuthError(
-                f"MCP server {params.label!r} refused the WebSocket handshake with HTTP "
-                f"{exc.status_code}"
+        error = _open_error(params, exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _only(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The one ``kind`` leaf of ``exc`` (older trio-websocket raises groups), if that is all."""
+    leaves = [leaf for leaf in _leaves(exc) if not isinstance(leaf, trio.Cancelled)]
+    if len(leaves) == 1 and isinstance(leaves[0], kind):
+        return leaves[0]
+    return None
+
+
+def _open_error(params: WebSocketParameters, exc: BaseException) -> OpexError | None:
+    """The typed error for a failed opening handshake, or ``None`` for anything else."""
+    rejected = _only(exc, ConnectionRejected)
+    if isinstance(rejected, ConnectionRejected):
+        status = rejected.status_code
+        if status in (401, 403):
+            www = dict(rejected.headers).get(b"www-authenticate")
+            return TransportAuthError(
+                f"MCP server {params.label!r} refused the WebSocket handshake with HTTP {status}"
                 + ("; check its auth_token" if params.auth_token else "; it needs credentials"),
                 server=params.label,
-                status=exc.status_code,
+                status=status,
                 www_authenticate=www.decode("latin-1") if www else None,
-            ) from None
-        raise TransportBrokenError(
-            f"MCP server {params.label!r} refused the WebSocket handshake with HTTP "
-            f"{exc.status_code}"
-        ) from None
-    except DisconnectionTimeout:
-        # Our closing handshake went unanswered; the socket is closed all the same.
-        if not entered:
-            raise
-    except (HandshakeError, OSError) as exc:
-        if entered:
-            raise
-        cause = exc.__cause__ or exc.__context__ or exc
-        raise TransportBrokenError(
+            )
+        return TransportBrokenError(
+            f"MCP server {params.label!r} refused the WebSocket handshake with HTTP {status}"
+        )
+    failed = _only(exc, HandshakeError) or _only(exc, OSError)
+    if failed is not None:
+        cause = failed.__cause__ or failed.__context__ or failed
+        return TransportBrokenError(
             f"could not open a WebSocket to MCP server {params.label!r}: "
-            f"{type(exc).__name__}: {cause}"
-        ) from exc
+            f"{type(failed).__name__}: {cause}"
+        )
+    return None
