@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import ModuleType
 from typing import Any
 
+import pytest
 import trio
 
 from opex_trio.mcp.client import McpClient
@@ -21,6 +24,20 @@ from opex_trio.transports.memory import MemoryServerEnd, memory_pair
 from opex_trio.transports.stdio import open_stdio_transport
 from opex_trio.transports.websocket import WebSocketParameters, open_websocket_transport
 from tests.mcp.support import test_server_params
+
+
+def peers() -> ModuleType:
+    """The test peers' locator (``tests/peers``), or a skip; a failure under OPEX_REQUIRE_PEERS=1."""
+    for name in ("peers", "tests.peers"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    message = "the test peers locator (tests/peers) is not importable"
+    if os.environ.get("OPEX_REQUIRE_PEERS", "").strip().lower() in {"1", "true", "yes"}:
+        pytest.fail(message)
+    pytest.skip(message)
+
 
 LIMIT = 10_000
 OVERSIZE = 50_000

@@ -5,14 +5,14 @@ The nox session ``conformance`` runs the same; this test gives the answer from p
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 import trio
+
+from tests.transports.support import peers
 
 pytestmark = pytest.mark.peers
 
@@ -20,14 +20,7 @@ SCENARIOS = ("initialize", "tools_call", "elicitation-sep1034-client-defaults", 
 
 
 def conformance_command() -> list[str]:
-    try:
-        peers = importlib.import_module("peers")
-    except ImportError:
-        message = "the test peers locator (tests/peers) is not importable"
-        if os.environ.get("OPEX_REQUIRE_PEERS", "").strip().lower() in {"1", "true", "yes"}:
-            pytest.fail(message)
-        pytest.skip(message)
-    command: list[str] = peers.conformance_command()
+    command: list[str] = peers().conformance_command()
     return command
 
 

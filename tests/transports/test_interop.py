@@ -8,13 +8,11 @@ or fail under ``OPEX_REQUIRE_PEERS=1``.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -25,21 +23,11 @@ from opex_trio.mcp.client import ClientOptions, McpClient
 from opex_trio.protocol.types import CreateMessageParams, ProgressParams
 from opex_trio.transports.base import Transport
 from opex_trio.transports.http import HttpParameters, HttpTransport, open_http_transport
+from tests.transports.support import peers
 
 pytestmark = pytest.mark.peers
 
 BOUND = 120  # a cold Node or Python start on a loaded two-core machine takes seconds
-
-
-def peers() -> ModuleType:
-    """The test peers' locator, or a skip (a failure under OPEX_REQUIRE_PEERS=1)."""
-    try:
-        return importlib.import_module("peers")
-    except ImportError:
-        message = "the test peers locator (tests/peers) is not importable"
-        if os.environ.get("OPEX_REQUIRE_PEERS", "").strip().lower() in {"1", "true", "yes"}:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @asynccontextmanager
