@@ -15,6 +15,7 @@ specific class below, with the original chained as ``__cause__``.
     ├── RequestTimeoutError (TimeoutError)    an MCP request's deadline passed
     ├── TransportError                        the connection to an MCP server
     │   ├── TransportClosedError              closed by us; using it later is a bug
+    │   ├── TransportAuthError                the server refused our credentials (401, 403)
     │   └── TransportBrokenError              broken by the peer or the network
     │       ├── ServerExitedError             a stdio server process exited
     │       └── SessionExpiredError           an HTTP server forgot our session (404)
@@ -75,6 +76,7 @@ __all__ = [
     "SessionExpiredError",
     "StreamError",
     "SupervisionError",
+    "TransportAuthError",
     "TransportBrokenError",
     "TransportClosedError",
     "TransportError",
@@ -179,6 +181,29 @@ class TransportError(OpexError):
 
 class TransportClosedError(TransportError):
     """The transport was closed by this side; it cannot be used any more."""
+
+
+class TransportAuthError(TransportError):
+    """A remote MCP server refused our credentials: HTTP 401 or 403, or a policy close.
+
+    Reconnecting with the same credentials will not help. ``status`` is the
+    HTTP status (or the WebSocket close code), ``server`` names the server and
+    ``www_authenticate`` keeps the server's ``WWW-Authenticate`` header, which
+    says what it wants. The credentials themselves are never in the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        server: str | None = None,
+        status: int | None = None,
+        www_authenticate: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.server = server
+        self.status = status
+        self.www_authenticate = www_authenticate
 
 
 class TransportBrokenError(TransportError):

@@ -24,7 +24,16 @@ cancelled, the request leaves the pending table, the server gets
 When the connection breaks, every pending call fails at once with the
 transport's error (for a stdio server, :class:`~opex_trio.errors.ServerExitedError`
 with the exit status and the last stderr lines), and later calls fail with it
-immediately.
+immediately. A transport that carries each request on its own (HTTP) may fail
+one request alone (:class:`~opex_trio.transports.base.RequestFailure`); only
+that caller gets the error.
+
+When an HTTP server forgets our session (:class:`~opex_trio.errors.SessionExpiredError`,
+a 404), the calls pending on it fail with that error, and the actor opens a new
+session on the same transport (a fresh handshake) while calls made meanwhile
+wait for it; the next call works without reconnecting. Request ids go on from
+the old session, so its late answers are dropped, and what it had still queued
+is not sent to the new one.
 
 :meth:`McpClient.run` runs the actor in the caller's task, for a supervisor;
 ``async with McpClient(...)`` runs it in a nursery of its own.
@@ -34,6 +43,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any, Literal, TypeAlias
@@ -49,10 +59,11 @@ from ..errors import (
     OpexError,
     ProtocolError,
     RequestTimeoutError,
+    SessionExpiredError,
     TransportClosedError,
 )
 from ..protocol import jsonrpc
-from ..protocol.jsonrpc import Request, RequestId
+from ..protocol.jsonrpc import Notification, Request, RequestId
 from ..protocol.session import (
     CancelledByServer,
     ClientSession,
@@ -98,7 +109,7 @@ from ..protocol.types import (
     Tool,
 )
 from ..protocol.versions import LATEST_LEGACY_VERSION, Features
-from ..transports.base import Outgoing, Transport, TransportFactory
+from ..transports.base import Outgoing, RequestFailure, Transport, TransportFactory
 
 __all__ = [
     "ClientOptions",
@@ -269,6 +280,8 @@ class McpClient:
         self._nursery: trio.Nursery | None = None
         self._own_nursery: trio.Nursery | None = None
         self._progress_tokens = jsonrpc.IdAllocator()
+        self._renewing: trio.Event | None = None
+        self._stale_below = 0
 
     # -- what the server said about itself
 
@@ -420,16 +433,94 @@ class McpClient:
     # -- the two tasks
 
     async def _writer(self, transport: Transport) -> None:
-        try:
-            await self._write_loop(transport)
-        except Exception as exc:  # noqa: BLE001 - any failure ends the connection, reported to callers
-            self._fail(exc)
+        while True:
+            try:
+                await self._write_loop(transport)
+            except SessionExpiredError as exc:
+                if not self._renew(transport, exc):
+                    self._fail(exc)
+                    return
+            except Exception as exc:  # noqa: BLE001 - any failure ends the connection, reported to callers
+                self._fail(exc)
+                return
 
     async def _reader(self, transport: Transport) -> None:
+        while True:
+            try:
+                await self._read_loop(transport)
+            except SessionExpiredError as exc:
+                if not self._renew(transport, exc):
+                    self._fail(exc)
+                    return
+            except Exception as exc:  # noqa: BLE001 - any failure ends the connection, reported to callers
+                self._fail(exc)
+                return
+
+    # -- a new session when the server forgot ours
+
+    def _renew(self, transport: Transport, error: SessionExpiredError) -> bool:
+        """Start a new session in the background; False when this connection cannot."""
+        if (
+            not self._ready_once
+            or self._done.is_set()
+            or self._nursery is None
+            or not transport.can_reset_session
+        ):
+            return False
+        if self._renewing is None or self._renewing.is_set():
+            self._renewing = trio.Event()
+            self._nursery.start_soon(self._renew_session, transport, error, self._renewing)
+        return True
+
+    async def _renew_session(
+        self, transport: Transport, error: SessionExpiredError, finished: trio.Event
+    ) -> None:
+        logger.info("MCP server %r forgot our session; opening a new one", self.name)
         try:
-            await self._read_loop(transport)
-        except Exception as exc:  # noqa: BLE001 - any failure ends the connection, reported to callers
+            old = self._session
+            self._abandon(error)
+            self._session = ClientSession(
+                client_info=self.options.client_info,
+                capabilities=self.options.capabilities(),
+                protocol_version=self.options.protocol_version,
+            )
+            # Ids go on from the old session, so its late answers match nothing.
+            self._session.next_id = old.next_id
+            self._stale_below = int(old.next_id())
+            self._handshake = _Reply()
+            await transport.reset_session()
+            await self._open()
+        except Exception as exc:  # noqa: BLE001 - reported to callers as the connection's failure
             self._fail(exc)
+        finally:
+            finished.set()
+
+    async def _await_renewal(self, deadline: float | None, method: str) -> None:
+        renewing = self._renewing
+        if renewing is None or renewing.is_set():
+            return
+        with trio.move_on_after(math.inf if deadline is None else deadline):
+            await renewing.wait()
+        if not renewing.is_set():
+            assert deadline is not None
+            raise RequestTimeoutError(
+                f"MCP server {self.name!r} was opening a new session and could not take "
+                f"{method} within {deadline:g} s",
+                method=method,
+                timeout=deadline,
+            )
+        self._check_usable()
+
+    def _is_stale(self, outgoing: Outgoing) -> bool:
+        """Whether ``outgoing`` belongs to a session the server forgot."""
+        message = outgoing.message
+        if isinstance(message, Request):
+            rid: Any = message.id
+        elif isinstance(message, Notification) and message.method == "notifications/cancelled":
+            rid = (message.params or {}).get("requestId")
+        else:
+            return False
+        return isinstance(rid, int) and rid < self._stale_below
 
     async def _write_loop(self, transport: Transport) -> None:
         receive = self._mailbox_recv
@@ -444,6 +535,8 @@ class McpClient:
             if self._overflow:
                 batch.extend(self._overflow)
                 self._overflow.clear()
+            if self._stale_below:
+                batch = [o for o in batch if not self._is_stale(o)]
             await transport.send(batch)
 
     async def _read_loop(self, transport: Transport) -> None:
@@ -452,6 +545,12 @@ class McpClient:
                 data = await transport.receive()
             except MessageTooLargeError as exc:
                 self._on_too_large(exc)
+                continue
+            except RequestFailure as failure:
+                # The server did not answer, so no cancellation goes out.
+                reply = self._session.cancel(failure.request_id, notify=False)
+                if isinstance(reply, _Reply):
+                    reply.fail(failure.error)
                 continue
             for event in self._session.receive_data(data):
                 self._dispatch(event)
@@ -666,6 +765,7 @@ class McpClient:
         """
         self._check_usable()
         deadline = self.options.request_timeout if timeout == "default" else timeout
+        await self._await_renewal(deadline, method)
         token: int | None = None
         if progress is not None:
             token = self._progress_tokens()
@@ -721,6 +821,7 @@ class McpClient:
     async def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None:
         """Send a notification (for example ``notifications/roots/list_changed``)."""
         self._check_usable()
+        await self._await_renewal(self.options.request_timeout, method)
         await self._mailbox_send.send(Outgoing.of(self._session.send_notification(method, params)))
 
     async def ping(self, *, timeout: float | Literal["default"] | None = "default") -> None:

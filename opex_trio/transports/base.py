@@ -13,6 +13,13 @@ after the transport was closed by us, :class:`~opex_trio.errors.TransportBrokenE
 (or its :class:`~opex_trio.errors.ServerExitedError`) when the peer or the
 network broke it, and :class:`~opex_trio.errors.MessageTooLargeError` for an
 oversized message, after which the transport is still usable.
+
+Transports where each request travels on its own (HTTP) can also fail one
+request and keep the connection: :meth:`Transport.receive` then raises
+:class:`RequestFailure`, which names the request and carries the typed error
+its caller gets. Transports with sessions the server can forget (Streamable
+HTTP) raise :class:`~opex_trio.errors.SessionExpiredError` and offer
+:meth:`Transport.reset_session`, after which a new handshake may start.
 """
 
 from __future__ import annotations
@@ -23,9 +30,10 @@ from contextlib import AbstractAsyncContextManager
 
 import attrs
 
-from ..protocol.jsonrpc import Message, encode
+from ..errors import OpexError, TransportBrokenError
+from ..protocol.jsonrpc import Message, RequestId, encode
 
-__all__ = ["Outgoing", "Transport", "TransportFactory"]
+__all__ = ["Outgoing", "RequestFailure", "Transport", "TransportFactory"]
 
 
 @attrs.frozen(slots=True)
@@ -44,6 +52,21 @@ class Outgoing:
     def of(cls, message: Message) -> Outgoing:
         """Encode ``message``."""
         return cls(message, encode(message))
+
+
+class RequestFailure(Exception):
+    """One request failed in the transport; the connection itself goes on.
+
+    Raised by :meth:`Transport.receive` of transports that carry each request
+    on its own (an HTTP POST answered with an error status, a response stream
+    that ended without the answer). ``error`` is the typed error the caller of
+    that request gets; no other request is affected.
+    """
+
+    def __init__(self, request_id: RequestId, error: OpexError) -> None:
+        super().__init__(request_id, error)
+        self.request_id = request_id
+        self.error = error
 
 
 class Transport(abc.ABC):
@@ -68,11 +91,25 @@ class Transport(abc.ABC):
         went away, :class:`~opex_trio.errors.TransportClosedError` after the
         transport was closed, and :class:`~opex_trio.errors.MessageTooLargeError`
         for one oversized message (the next call goes on with the following one).
+        Transports that can fail a single request raise :class:`RequestFailure`.
         """
 
     def failure_details(self) -> str:
         """Extra words for error messages about this connection (exit status, stderr tail)."""
         return ""
+
+    @property
+    def can_reset_session(self) -> bool:
+        """Whether :meth:`reset_session` can start a new session on this connection."""
+        return False
+
+    async def reset_session(self) -> None:
+        """Forget the current session (the server expired it) so a new handshake can start.
+
+        Messages of the old session still on their way are dropped; the next
+        message sent must be the new ``initialize`` request.
+        """
+        raise TransportBrokenError(f"the connection to {self.name} cannot start a new session")
 
 
 TransportFactory = Callable[[], AbstractAsyncContextManager[Transport]]

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import trio
 
-from ..errors import TransportBrokenError, TransportClosedError
+from ..errors import MessageTooLargeError, TransportBrokenError, TransportClosedError
+from ..protocol.framing import DEFAULT_MAX_MESSAGE_SIZE
 from .base import Outgoing, Transport
 
 __all__ = ["MemoryServerEnd", "MemoryTransport", "memory_pair"]
@@ -26,8 +27,10 @@ class MemoryTransport(Transport):
         to_server: trio.MemorySendChannel[bytes],
         from_server: trio.MemoryReceiveChannel[bytes | str],
         name: str = "memory",
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self.name = name
+        self.max_message_size = max_message_size
         self._to_server = to_server
         self._from_server = from_server
         self._closed = False
@@ -47,11 +50,23 @@ class MemoryTransport(Transport):
         if self._closed:
             raise TransportClosedError(f"the connection to {self.name} is closed")
         try:
-            return await self._from_server.receive()
+            data = await self._from_server.receive()
         except trio.EndOfChannel as exc:
             raise TransportBrokenError(f"{self.name} closed its end of the connection") from exc
         except trio.ClosedResourceError as exc:
             raise TransportClosedError(f"the connection to {self.name} is closed") from exc
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        if len(raw) > self.max_message_size:
+            # Same rule as the byte-stream transports: the message is dropped,
+            # the connection goes on.
+            raise MessageTooLargeError(
+                f"a message of {len(raw)} bytes exceeds the limit of "
+                f"{self.max_message_size} bytes and was discarded",
+                size=len(raw),
+                limit=self.max_message_size,
+                head=raw[:256],
+            )
+        return data
 
     async def aclose(self) -> None:
         """Close the client's end; the server end sees the end of its input."""
@@ -91,8 +106,11 @@ class MemoryServerEnd:
         await self._from_client.aclose()
 
 
-def memory_pair(name: str = "memory", buffer: int = 64) -> tuple[MemoryTransport, MemoryServerEnd]:
+def memory_pair(
+    name: str = "memory", buffer: int = 64, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+) -> tuple[MemoryTransport, MemoryServerEnd]:
     """Make a connected client transport and server end."""
     c2s_send, c2s_recv = trio.open_memory_channel[bytes](buffer)
     s2c_send, s2c_recv = trio.open_memory_channel[bytes | str](buffer)
-    return MemoryTransport(c2s_send, s2c_recv, name), MemoryServerEnd(c2s_recv, s2c_send)
+    client = MemoryTransport(c2s_send, s2c_recv, name, max_message_size)
+    return client, MemoryServerEnd(c2s_recv, s2c_send)

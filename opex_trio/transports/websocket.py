@@ -1,0 +1,312 @@
+"""Remote MCP servers over WebSocket, with trio-websocket.
+
+Theory of operation
+-------------------
+One JSON-RPC message travels in one text frame, in both directions, on a
+connection opened with the subprotocol ``mcp``. trio-websocket runs the
+connection's reader in its own nursery and queues incoming messages;
+:meth:`WebSocketTransport.receive` takes them from that queue and
+:meth:`WebSocketTransport.send` writes frames in order.
+
+A keepalive task pings the server every ``ping_interval`` seconds; a server
+that does not answer within ``ping_timeout`` is taken as gone, and the
+connection is closed, so every pending call fails at once instead of waiting
+for its deadline.
+
+Close codes become typed errors: a close this side started is
+:class:`~opex_trio.errors.TransportClosedError`; a refused handshake (401,
+403) or a close for policy reasons (1008, 4401, 4403) is
+:class:`~opex_trio.errors.TransportAuthError`; anything else, including a
+message over ``max_message_size`` (which WebSocket answers by closing with
+1009), is :class:`~opex_trio.errors.TransportBrokenError` with the code and
+reason in its message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+import trio
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    DisconnectionTimeout,
+    HandshakeError,
+    WebSocketConnection,
+    open_websocket_url,
+)
+
+from ..errors import (
+    ConfigError,
+    OpexError,
+    TransportAuthError,
+    TransportBrokenError,
+    TransportClosedError,
+)
+from ..protocol.framing import DEFAULT_MAX_MESSAGE_SIZE
+from .base import Outgoing, Transport
+
+__all__ = ["WebSocketParameters", "WebSocketTransport", "open_websocket_transport"]
+
+_AUTH_CLOSE_CODES = frozenset({1008, 4401, 4403})
+_CLOSE_WORDS = {
+    1000: "normal closure",
+    1001: "going away",
+    1002: "protocol error",
+    1003: "unsupported data",
+    1006: "abnormal closure",
+    1007: "invalid data",
+    1008: "policy violation",
+    1009: "message too big",
+    1011: "internal error",
+    1012: "service restart",
+    1013: "try again later",
+}
+
+
+def _check_ws_url(instance: Any, attribute: Any, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"url must be a string, got {type(value).__name__}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        shown = f"{parts.scheme}://{parts.hostname or ''}{parts.path}" if parts.scheme else value
+        raise ConfigError(f"url must be a ws:// or wss:// URL, got {shown!r}")
+
+
+def _headers(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"headers must be an object of name: value, got {type(value).__name__}")
+    out: dict[str, str] = {}
+    for name, val in value.items():
+        if not isinstance(name, str) or not name or any(c in name for c in ":\r\n\0 "):
+            raise ConfigError(f"headers: invalid header name {name!r}")
+        if not isinstance(val, str) or any(c in val for c in "\r\n\0"):
+            raise ConfigError(f"headers[{name!r}] must be a string without line breaks")
+        out[name] = val
+    return out
+
+
+def _redacted(headers: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{name!r}: '***'" for name in headers) + "}"
+
+
+@attrs.frozen
+class WebSocketParameters:
+    """How to reach an MCP server over WebSocket.
+
+    ``auth_token`` is sent as ``Authorization: Bearer`` in the handshake and
+    ``headers`` are added to it. ``ping_interval`` (``None``: no keepalive)
+    and ``ping_timeout`` drive the keepalive; ``connect_timeout`` bounds the
+    opening handshake and ``close_timeout`` the closing one (when the client
+    is cancelled, the server's answer to the close cannot be read any more,
+    so a cancelled close takes this long). ``max_message_size`` bounds one
+    incoming message in bytes.
+    """
+
+    url: str = attrs.field(validator=_check_ws_url)
+    auth_token: str | None = attrs.field(default=None, repr=False)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers, repr=_redacted)
+    name: str | None = None
+    subprotocol: str = "mcp"
+    ping_interval: float | None = 20.0
+    ping_timeout: float = 20.0
+    connect_timeout: float = 30.0
+    close_timeout: float = 2.0
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    message_queue_size: int = 64
+
+    @auth_token.validator
+    def _check_token(self, attribute: Any, value: Any) -> None:
+        if value is not None and (
+            not isinstance(value, str) or not value or any(c in value for c in "\r\n\0")
+        ):
+            raise ConfigError("auth_token must be a non-empty string without line breaks")
+
+    @property
+    def label(self) -> str:
+        """The server's name, or the host of its URL when it has none."""
+        return self.name or urlsplit(self.url).hostname or "websocket"
+
+    def handshake_headers(self) -> list[tuple[bytes, bytes]]:
+        """The extra headers of the opening handshake."""
+        headers = [(k.encode(), v.encode()) for k, v in self.headers.items()]
+        if self.auth_token is not None:
+            headers.append((b"Authorization", f"Bearer {self.auth_token}".encode()))
+        return headers
+
+
+class WebSocketTransport(Transport):
+    """An open WebSocket to an MCP server. Made by :func:`open_websocket_transport`."""
+
+    def __init__(self, ws: WebSocketConnection, params: WebSocketParameters) -> None:
+        self.name = params.label
+        self.params = params
+        self.ws = ws
+        self._closed = False
+        self._broken: TransportBrokenError | None = None
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the server chose (``"mcp"``, or ``None`` if it chose none)."""
+        return self.ws.subprotocol
+
+    def _closed_error(self) -> TransportClosedError:
+        return TransportClosedError(f"the connection to MCP server {self.name!r} is closed")
+
+    def _map_closed(self, exc: ConnectionClosed) -> OpexError:
+        if self._closed:
+            return self._closed_error()
+        if self._broken is not None:
+            return self._broken
+        reason = exc.reason
+        code = reason.code if reason is not None else 1006
+        words = _CLOSE_WORDS.get(code, reason.name.lower() if reason is not None else "")
+        detail = f"{code} ({words})" + (f": {reason.reason}" if reason and reason.reason else "")
+        if code in _AUTH_CLOSE_CODES:
+            return TransportAuthError(
+                f"MCP server {self.name!r} closed the WebSocket for policy reasons, {detail}; "
+                "check its credentials",
+                server=self.name,
+                status=code,
+            )
+        if code == 1009:
+            detail += f" (the limit is {self.params.max_message_size} bytes)"
+        return TransportBrokenError(f"MCP server {self.name!r} closed the WebSocket: {detail}")
+
+    async def send(self, messages: Sequence[Outgoing]) -> None:
+        """Send each message as one text frame."""
+        if self._closed:
+            raise self._closed_error()
+        for message in messages:
+            try:
+                await self.ws.send_message(message.data.decode("utf-8"))
+            except ConnectionClosed as exc:
+                raise self._map_closed(exc) from exc
+            except (trio.BrokenResourceError, OSError) as exc:
+                raise TransportBrokenError(
+                    f"the WebSocket to MCP server {self.name!r} broke: {exc}"
+                ) from exc
+
+    async def receive(self) -> bytes | str:
+        """The next message the server sent."""
+        if self._closed:
+            raise self._closed_error()
+        try:
+            return await self.ws.get_message()
+        except ConnectionClosed as exc:
+            raise self._map_closed(exc) from exc
+
+    async def keepalive(self) -> None:
+        """Ping every ``ping_interval`` seconds; close the connection when a pong is late."""
+        interval = self.params.ping_interval
+        if interval is None:
+            return
+        while True:
+            await trio.sleep(interval)
+            with trio.move_on_after(self.params.ping_timeout) as scope:
+                try:
+                    await self.ws.ping()
+                except ConnectionClosed:
+                    return
+            if scope.cancelled_caught:
+                self._broken = TransportBrokenError(
+                    f"MCP server {self.name!r} did not answer a WebSocket ping within "
+                    f"{self.params.ping_timeout:g} s"
+                )
+                await self.ws.aclose(1011, "ping timeout")
+                return
+
+    async def shutdown(self) -> None:
+        """Close the connection with 1000. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with trio.CancelScope(shield=True), trio.move_on_after(self.params.close_timeout):
+            await self.ws.aclose(1000, "client closing")
+
+
+@asynccontextmanager
+async def open_websocket_transport(
+    params: WebSocketParameters,
+) -> AsyncIterator[WebSocketTransport]:
+    """Open the WebSocket and yield its transport; close it on exit."""
+    entered = body_failed = False
+    try:
+        async with open_websocket_url(
+            params.url,
+            subprotocols=[params.subprotocol],
+            extra_headers=params.handshake_headers(),
+            max_message_size=params.max_message_size,
+            message_queue_size=params.message_queue_size,
+            connect_timeout=params.connect_timeout,
+            disconnect_timeout=params.close_timeout,
+        ) as ws:
+            entered = True
+            transport = WebSocketTransport(ws, params)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(transport.keepalive)
+                try:
+                    yield transport
+                except BaseException:
+                    body_failed = True
+                    raise
+                finally:
+                    nursery.cancel_scope.cancel()
+                    await transport.shutdown()
+    except BaseException as exc:
+        if entered:
+            if not body_failed and _only(exc, DisconnectionTimeout) is not None:
+                # Our closing handshake went unanswered; the socket is closed all the same.
+                return
+            raise
+        error = _open_error(params, exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _only(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The one ``kind`` leaf of ``exc`` (older trio-websocket raises groups), if that is all."""
+    leaves = [leaf for leaf in _leaves(exc) if not isinstance(leaf, trio.Cancelled)]
+    if len(leaves) == 1 and isinstance(leaves[0], kind):
+        return leaves[0]
+    return None
+
+
+def _open_error(params: WebSocketParameters, exc: BaseException) -> OpexError | None:
+    """The typed error for a failed opening handshake, or ``None`` for anything else."""
+    rejected = _only(exc, ConnectionRejected)
+    if isinstance(rejected, ConnectionRejected):
+        status = rejected.status_code
+        if status in (401, 403):
+            www = dict(rejected.headers).get(b"www-authenticate")
+            return TransportAuthError(
+                f"MCP server {params.label!r} refused the WebSocket handshake with HTTP {status}"
+                + ("; check its auth_token" if params.auth_token else "; it needs credentials"),
+                server=params.label,
+                status=status,
+                www_authenticate=www.decode("latin-1") if www else None,
+            )
+        return TransportBrokenError(
+            f"MCP server {params.label!r} refused the WebSocket handshake with HTTP {status}"
+        )
+    failed = _only(exc, HandshakeError) or _only(exc, OSError)
+    if failed is not None:
+        cause = failed.__cause__ or failed.__context__ or failed
+        return TransportBrokenError(
+            f"could not open a WebSocket to MCP server {params.label!r}: "
+            f"{type(failed).__name__}: {cause}"
+        )
+    return None
