@@ -24,27 +24,28 @@ import logging
 import os
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from ..errors import ConfigError
+from ..transports.http import HttpParameters
 from ..transports.stdio import StdioParameters, normalize_env
+from ..transports.websocket import WebSocketParameters
 
 __all__ = [
     "ServerConfig",
     "from_config",
     "load_config",
     "parse_server",
-    "register_remote_parser",
     "server_from_command",
     "server_id",
 ]
 
 logger = logging.getLogger("opex_trio.mcp.config")
 
-ServerConfig: TypeAlias = StdioParameters | Any
-"""A typed server configuration: a transport parameter class."""
+ServerConfig: TypeAlias = StdioParameters | HttpParameters | WebSocketParameters
+"""A typed server configuration: one of the transport parameter classes."""
 
 # Keys other tools put in the same file; accepted and ignored.
 _FOREIGN_KEYS = frozenset(
@@ -63,14 +64,16 @@ _FOREIGN_KEYS = frozenset(
 )
 _STDIO_KEYS = frozenset({"command", "args", "env", "cwd", "inherit_env"})
 
-RemoteParser = Callable[[Mapping[str, Any], str, str], Any]
-_remote_parser: RemoteParser | None = None
-
-
-def register_remote_parser(parser: RemoteParser) -> None:
-    """Install the parser for ``url`` configs (the remote transports provide it)."""
-    global _remote_parser
-    _remote_parser = parser
+_REMOTE_KEYS = frozenset(
+    {"url", "headers", "auth_token", "execution_id", "execution_id_header", "transport"}
+)
+# How the "type" field of mcpServers files names the HTTP transports.
+_HTTP_TYPES = {
+    "http": "streamable-http",
+    "streamable-http": "streamable-http",
+    "streamableHttp": "streamable-http",
+    "sse": "sse",
+}
 
 
 def _check_str_list(value: Any, where: str) -> list[str]:
@@ -86,23 +89,16 @@ def parse_server(data: Any, *, name: str | None = None, where: str | None = None
     A typed configuration passes through unchanged.
     """
     where = where or (f"server {name!r}" if name else "server config")
-    if isinstance(data, StdioParameters):
+    if isinstance(data, StdioParameters | HttpParameters | WebSocketParameters):
         return data
     if not isinstance(data, Mapping):
-        if hasattr(data, "url"):
-            return data  # a remote transport's parameter class
         raise ConfigError(f"{where} must be an object, got {type(data).__name__}")
     if "command" in data and "url" in data:
         raise ConfigError(f"{where} has both 'command' and 'url'; a server is one or the other")
     if "command" in data:
         return _parse_stdio(data, name, where)
     if "url" in data:
-        url = data["url"]
-        if not isinstance(url, str) or not url:
-            raise ConfigError(f"{where}.url must be a non-empty string, got {url!r}")
-        if _remote_parser is None:
-            raise ConfigError(f"{where}: remote servers (url {url!r}) are not available")
-        return _remote_parser(data, name or "", where)
+        return _parse_remote(data, name, where)
     raise ConfigError(
         f"{where} needs 'command' (a local server) or 'url' (a remote server); "
         f"it has {sorted(data) or 'no fields'}"
@@ -128,6 +124,48 @@ def _parse_stdio(data: Mapping[str, Any], name: str | None, where: str) -> Stdio
             env=normalize_env(data.get("env"), where=f"{where}.env"),
             cwd=os.path.expanduser(cwd) if cwd else None,
             inherit_env=data.get("inherit_env", False),
+            name=name,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _parse_remote(
+    data: Mapping[str, Any], name: str | None, where: str
+) -> HttpParameters | WebSocketParameters:
+    url = data["url"]
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"{where}.url must be a non-empty string, got {url!r}")
+    unknown = set(data) - _REMOTE_KEYS - _FOREIGN_KEYS
+    if unknown:
+        logger.debug("%s: ignoring unknown fields %s", where, sorted(unknown))
+    headers = data.get("headers") or {}
+    if not isinstance(headers, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise ConfigError(f"{where}.headers must be an object of strings")
+    for key in ("auth_token", "execution_id", "execution_id_header"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"{where}.{key} must be a string, got {type(data[key]).__name__}")
+    try:
+        if url.startswith(("ws://", "wss://")):
+            return WebSocketParameters(
+                url, auth_token=data.get("auth_token"), headers=headers, name=name
+            )
+        kind = data.get("transport") or data.get("type") or "auto"
+        mode = "auto" if kind == "auto" else _HTTP_TYPES.get(kind)
+        if mode is None:
+            raise ConfigError(
+                f"type {kind!r} is not a remote transport; use one of "
+                f"{', '.join(sorted(_HTTP_TYPES))}"
+            )
+        return HttpParameters(
+            url,
+            auth_token=data.get("auth_token"),
+            execution_id=data.get("execution_id"),
+            execution_id_header=data.get("execution_id_header", "Execution-Id"),
+            headers=headers,
+            transport=mode,  # type: ignore[arg-type]
             name=name,
         )
     except ConfigError as exc:

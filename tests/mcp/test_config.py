@@ -9,6 +9,7 @@ import pytest
 
 from opex_trio.errors import ConfigError
 from opex_trio.mcp.config import (
+    from_config,
     load_config,
     parse_server,
     server_from_command,
@@ -105,3 +106,48 @@ def test_ids_are_names_or_stable_slugs() -> None:
     assert server_id(a).startswith("server-everything-")
     assert server_id(a) != server_id(c)
     assert server_id(server_from_command("uvx mcp-server-time")).startswith("mcp-server-time-")
+
+
+def test_remote_servers_seed_dict_and_file_forms() -> None:
+    from opex_trio.transports.http import HttpParameters
+    from opex_trio.transports.websocket import WebSocketParameters
+
+    seed = parse_server(
+        {"url": "https://mcp.example.com/mcp", "auth_token": "s3cret", "execution_id": "run-1"},
+        name="remote",
+    )
+    assert isinstance(seed, HttpParameters)
+    assert seed.auth_token == "s3cret" and seed.execution_id == "run-1"
+    assert seed.transport == "auto" and seed.name == "remote"
+    assert "s3cret" not in repr(seed)
+    servers = from_config(
+        {
+            "mcpServers": {
+                "legacy": {"url": "http://127.0.0.1:9/sse", "type": "sse"},
+                "modern": {
+                    "url": "http://127.0.0.1:9/mcp",
+                    "type": "streamableHttp",
+                    "headers": {"X-Team": "a"},
+                },
+                "socket": {"url": "wss://example.com/mcp"},
+            }
+        }
+    )
+    assert isinstance(servers["legacy"], HttpParameters) and servers["legacy"].transport == "sse"
+    assert servers["modern"].transport == "streamable-http"  # type: ignore[union-attr]
+    assert isinstance(servers["socket"], WebSocketParameters)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"url": ""}, r"x.url must be a non-empty string"),
+        ({"url": "ftp://host/"}, r"x: .*ftp"),
+        ({"url": "http://h/mcp", "type": "grpc"}, r"type 'grpc' is not a remote transport"),
+        ({"url": "http://h/mcp", "headers": {"A": 1}}, r"x.headers must be an object of strings"),
+        ({"url": "http://h/mcp", "auth_token": 5}, r"x.auth_token must be a string"),
+    ],
+)
+def test_bad_remote_entries_name_the_field(entry: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_config({"mcpServers": {"x": entry}}, source="cfg")
