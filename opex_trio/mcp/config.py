@@ -222,7 +222,7 @@ def server_from_command(command_line: str, *, name: str | None = None) -> StdioP
         raise ConfigError(f"server command {command_line!r} cannot be parsed: {exc}") from None
     if not argv:
         raise ConfigError("server command is empty")
-    return parse_server({"command": argv[0], "args": argv[1:]}, name=name)
+    return _parse_stdio({"command": argv[0], "args": argv[1:]}, name, "server command")
 
 
 def _slug(text: str) -> str:
