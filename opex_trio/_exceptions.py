@@ -34,8 +34,9 @@ def unwrap_single() -> Iterator[None]:
     except BaseExceptionGroup as group:
         found = leaves(group)
         real = [e for e in found if not isinstance(e, trio.Cancelled)]
+        # ``from <its own cause>`` keeps the exception's cause and hides the group.
         if len(real) == 1:
-            raise real[0] from None
+            raise real[0] from real[0].__cause__
         if not real and len(found) == 1:
-            raise found[0] from None
+            raise found[0] from found[0].__cause__
         raise

@@ -18,7 +18,8 @@ specific class below, with the original chained as ``__cause__``.
     │   ├── TransportAuthError                the server refused our credentials (401, 403)
     │   └── TransportBrokenError              broken by the peer or the network
     │       ├── ServerExitedError             a stdio server process exited
-    │       └── SessionExpiredError           an HTTP server forgot our session (404)
+    │       ├── SessionExpiredError           an HTTP server forgot our session (404)
+    │       └── HealthCheckError              a managed server failed its health checks
     ├── ServerUnavailableError                a managed server is restarting, failed or removed
     ├── SupervisionError                      a supervised task exceeded its restart intensity
     └── LLMError                              the OpenAI-compatible API
@@ -61,6 +62,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigError",
+    "HealthCheckError",
     "LLMError",
     "McpError",
     "MessageTooLargeError",
@@ -247,6 +249,15 @@ class SessionExpiredError(TransportBrokenError):
     def __init__(self, message: str, *, server: str | None = None) -> None:
         super().__init__(message)
         self.server = server
+
+
+class HealthCheckError(TransportBrokenError):
+    """A managed server stopped answering its health checks and is being restarted."""
+
+    def __init__(self, message: str, *, server: str | None = None, failures: int = 0) -> None:
+        super().__init__(message)
+        self.server = server
+        self.failures = failures
 
 
 class ServerUnavailableError(OpexError):

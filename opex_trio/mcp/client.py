@@ -424,6 +424,14 @@ class McpClient:
             if not self._ready_once:
                 raise
 
+    def abort(self, error: BaseException) -> None:
+        """End the connection now because of ``error``.
+
+        Pending and later calls fail with ``error`` and :meth:`run` raises it,
+        so a supervisor restarts the server (a failed health check does this).
+        """
+        self._fail(error)
+
     async def aclose(self) -> None:
         """Close the connection; pending calls fail with :class:`TransportClosedError`."""
         self._done.set()

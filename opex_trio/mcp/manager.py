@@ -1,0 +1,625 @@
+"""The session manager: many MCP servers, each a supervised actor, and one tool registry.
+
+Theory of operation
+-------------------
+:class:`SessionManager` owns a :class:`~opex_trio.supervision.Supervisor`.
+Each server is one supervised child that runs an
+:class:`~opex_trio.mcp.client.McpClient` (connect, handshake), loads the
+server's tools, reports itself ready, then runs two helpers next to the
+client: a listener that reloads the tools when the server says they changed,
+and a health check that pings the server every ``interval`` seconds. When the
+connection breaks or the health check gives up, the child fails and the
+supervisor starts it again after its backoff; when failures come faster than
+the restart intensity allows, the server ends ``"failed"``. Servers start in
+parallel and independently: one that is slow or broken never holds up another,
+:meth:`SessionManager.add_server`, or the manager.
+
+A server's state is one of :data:`ServerState`; every change is a
+:class:`~opex_trio.telemetry.ServerStateChanged` event, sent to telemetry and
+to the streams of :meth:`SessionManager.events`.
+
+Calls wait for their server. :meth:`SessionManager.call_tool` waits until the
+server is ready, within the call's own deadline, then calls it; when the
+deadline passes first it raises :class:`~opex_trio.errors.ServerUnavailableError`.
+A call in flight when its server dies fails with the connection's error; it is
+sent again after the restart only when the tool is annotated read-only or
+idempotent and :attr:`ServerOptions.resend_idempotent` allows it, so a tool
+with side effects never runs twice behind the caller's back.
+
+The registry names every server's tools with :func:`~opex_trio.mcp.naming.assign_names`
+(unique, stable, provider-valid), after each server's allow and deny filters.
+A server's last known tools stay in the registry while it restarts, so names
+do not come and go with a crash; they are reloaded after every reconnect and on
+``notifications/tools/list_changed``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal
+
+import attrs
+import trio
+
+from .. import telemetry
+from .._exceptions import unwrap_single
+from ..errors import (
+    ConfigError,
+    HealthCheckError,
+    McpError,
+    OpexError,
+    RequestTimeoutError,
+    ServerUnavailableError,
+    TransportError,
+)
+from ..protocol.session import ListChanged
+from ..protocol.types import CallToolResult, Implementation, Tool
+from ..supervision import ChildHandle, RestartPolicy, Supervisor
+from ..telemetry import ChildStateChanged, ServerStateChanged
+from ..transports.base import Transport, TransportFactory
+from ..transports.http import HttpParameters, open_http_transport
+from ..transports.stdio import StdioParameters, open_stdio_transport
+from ..transports.websocket import WebSocketParameters, open_websocket_transport
+from .client import ClientOptions, McpClient, ProgressCallback
+from .config import ServerConfig, parse_server, server_id
+from .naming import assign_names
+
+__all__ = [
+    "HealthCheck",
+    "RegisteredTool",
+    "ServerOptions",
+    "ServerState",
+    "ServerStatus",
+    "SessionManager",
+    "transport_factory",
+]
+
+logger = logging.getLogger("opex_trio.mcp.manager")
+
+ServerState = Literal["starting", "ready", "unhealthy", "restarting", "failed", "stopped"]
+"""Where a managed server is: ``"starting"`` (first connection), ``"ready"``,
+``"unhealthy"`` (a health check failed; still serving), ``"restarting"``
+(after a failure, during backoff and reconnection), and the final
+``"failed"`` (restart intensity reached) and ``"stopped"`` (removed or the
+manager closed)."""
+
+_FINAL: frozenset[str] = frozenset({"failed", "stopped"})
+
+
+@attrs.frozen
+class HealthCheck:
+    """How a server's health is checked.
+
+    Every ``interval`` seconds the server is pinged (a cheap request where the
+    protocol version has no ping), with ``timeout`` seconds to answer; after
+    ``failures`` failed checks in a row it is restarted.
+    """
+
+    interval: float = 30.0
+    timeout: float = 10.0
+    failures: int = 2
+
+    def __attrs_post_init__(self) -> None:
+        if not self.interval > 0 or not self.timeout > 0:
+            raise ConfigError(
+                f"HealthCheck interval and timeout must be positive, got {self.interval!r} "
+                f"and {self.timeout!r}"
+            )
+        if isinstance(self.failures, bool) or not isinstance(self.failures, int):
+            raise ConfigError(f"HealthCheck.failures must be an int, got {self.failures!r}")
+        if self.failures < 1:
+            raise ConfigError(f"HealthCheck.failures must be at least 1, got {self.failures!r}")
+
+
+def _patterns(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _deny_patterns(value: Iterable[str] | None) -> tuple[str, ...]:
+    return _patterns(value) or ()
+
+
+def _default_restart() -> RestartPolicy:
+    return RestartPolicy(backoff_initial=0.5, backoff_max=30.0)
+
+
+@attrs.frozen(kw_only=True)
+class ServerOptions:
+    """How the manager runs one server.
+
+    ``allow_tools`` and ``deny_tools`` are glob patterns on the server's own
+    tool names (``None`` allows all; deny wins). ``call_timeout`` is the
+    default deadline of a tool call, waiting for the server included.
+    ``resend_idempotent`` lets a call whose server died mid-call be sent again
+    after the restart, but only for tools annotated read-only or idempotent.
+    """
+
+    client: ClientOptions = attrs.field(factory=ClientOptions)
+    restart: RestartPolicy = attrs.field(factory=_default_restart)
+    health: HealthCheck | None = attrs.field(factory=HealthCheck)
+    allow_tools: tuple[str, ...] | None = attrs.field(default=None, converter=_patterns)
+    deny_tools: tuple[str, ...] = attrs.field(default=(), converter=_deny_patterns)
+    call_timeout: float | None = 60.0
+    resend_idempotent: bool = False
+
+    def allows(self, tool_name: str) -> bool:
+        """Whether the filters let ``tool_name`` through."""
+        if any(fnmatch.fnmatchcase(tool_name, p) for p in self.deny_tools):
+            return False
+        if self.allow_tools is None:
+            return True
+        return any(fnmatch.fnmatchcase(tool_name, p) for p in self.allow_tools)
+
+
+@attrs.frozen
+class ServerStatus:
+    """A snapshot of one managed server."""
+
+    id: str
+    state: ServerState
+    protocol_version: str | None
+    server_info: Implementation | None
+    last_error: BaseException | None
+    restarts: int
+    tools: tuple[str, ...]
+    """The server's own names of the tools it offers through the filters."""
+
+
+@attrs.frozen
+class RegisteredTool:
+    """A tool in the registry: its registry name, its server, and its definition."""
+
+    name: str
+    server: str
+    tool: Tool
+
+
+def transport_factory(
+    config: ServerConfig, name: str
+) -> Callable[[], AbstractAsyncContextManager[Transport]]:
+    """The function that opens a fresh connection for ``config``."""
+    if isinstance(config, StdioParameters):
+        params = config if config.name else attrs.evolve(config, name=name)
+        return lambda: open_stdio_transport(params)
+    if isinstance(config, HttpParameters):
+        http = config if config.name else attrs.evolve(config, name=name)
+        return lambda: open_http_transport(http)
+    if isinstance(config, WebSocketParameters):
+        ws = config if config.name else attrs.evolve(config, name=name)
+        return lambda: open_websocket_transport(ws)
+    raise ConfigError(f"server {name!r}: unsupported configuration {type(config).__name__}")
+
+
+class _Server:
+    """What the manager keeps for one server."""
+
+    def __init__(
+        self, server_id: str, config: ServerConfig | TransportFactory, options: ServerOptions
+    ) -> None:
+        self.id = server_id
+        self.config = config
+        self.options = options
+        self.factory = config if callable(config) else transport_factory(config, server_id)
+        self.state: ServerState = "starting"
+        self.client: McpClient | None = None
+        self.tools: tuple[Tool, ...] = ()
+        self.last_error: BaseException | None = None
+        self.handle: ChildHandle | None = None
+        self.changed = trio.Event()
+
+    @property
+    def restarts(self) -> int:
+        return self.handle.restarts if self.handle is not None else 0
+
+    def ready_client(self) -> McpClient | None:
+        client = self.client
+        if self.state in ("ready", "unhealthy") and client is not None and client.connected:
+            return client
+        return None
+
+
+class SessionManager:
+    """Runs many MCP servers under supervision and keeps one registry of their tools.
+
+    ``options`` are the defaults for every server (each :meth:`add_server`
+    may give its own). Use it as ``async with SessionManager() as mcp:``;
+    leaving the block stops every server and leaves no process behind.
+    """
+
+    def __init__(self, *, options: ServerOptions | None = None, name: str = "mcp") -> None:
+        self.options = options or ServerOptions()
+        self.name = name
+        self._servers: dict[str, _Server] = {}
+        self._supervisor: Supervisor | None = None
+        self._streams: list[
+            tuple[trio.MemorySendChannel[ServerStateChanged], trio.MemoryReceiveChannel[Any]]
+        ] = []
+        self._registry: dict[str, RegisteredTool] = {}
+        self._by_server: dict[tuple[str, str], str] = {}
+
+    # -- lifetime
+
+    async def __aenter__(self) -> SessionManager:
+        self._supervisor = Supervisor(self.name, on_event=self._on_child_event)
+        await self._supervisor.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool:
+        assert self._supervisor is not None
+        try:
+            return await self._supervisor.__aexit__(*exc_info)
+        finally:
+            for entry in self._servers.values():
+                self._set_state(entry, "stopped")
+            for send, _ in self._streams:
+                send.close()
+            self._streams.clear()
+
+    def _sup(self) -> Supervisor:
+        if self._supervisor is None:
+            raise RuntimeError("use the SessionManager inside 'async with'")
+        return self._supervisor
+
+    # -- servers
+
+    async def add_server(
+        self,
+        config: ServerConfig | Mapping[str, Any] | TransportFactory,
+        *,
+        name: str | None = None,
+        options: ServerOptions | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> str:
+        """Start a server and return its id (``name``, or a stable id derived from the config).
+
+        ``config`` is a seed-style dict (``{"command", "args", "env"}`` or
+        ``{"url", "auth_token", "execution_id"}``), a typed configuration, or a
+        function that opens a transport (then ``name`` is required).
+        The server starts in the background; with ``wait=True`` this waits
+        until it is ready (within ``timeout``) and raises
+        :class:`ServerUnavailableError` if it failed or is not ready in time.
+        """
+        supervisor = self._sup()
+        parsed: ServerConfig | TransportFactory
+        if callable(config):
+            if not name:
+                raise ConfigError("a server given as a transport factory needs a name")
+            parsed = config
+        else:
+            parsed = parse_server(config, name=name)
+        sid = name or server_id(parsed)  # type: ignore[arg-type]
+        if sid in self._servers and self._servers[sid].state not in _FINAL:
+            raise ConfigError(f"a server with id {sid!r} is already running")
+        entry = _Server(sid, parsed, options or self.options)
+        self._servers[sid] = entry
+        self._emit(entry, "starting", None)
+        entry.handle = supervisor.start_soon(
+            self._serve, entry, name=sid, policy=entry.options.restart
+        )
+        if wait:
+            await self.wait_ready(sid, timeout=timeout)
+        return sid
+
+    async def remove_server(self, server_id: str) -> None:
+        """Stop a server and forget it.
+
+        Its calls in flight fail with :class:`ServerUnavailableError`.
+        """
+        entry = self._entry(server_id)
+        if entry.client is not None:
+            entry.client.abort(
+                ServerUnavailableError(
+                    f"MCP server {server_id!r} was removed", server=server_id, state="stopped"
+                )
+            )
+        if entry.handle is not None:
+            await entry.handle.stop()
+        self._set_state(entry, "stopped")
+        del self._servers[server_id]
+        self._rebuild_registry()
+
+    def servers(self) -> list[ServerStatus]:
+        """A snapshot of every server, in the order they were added."""
+        return [self.status(sid) for sid in self._servers]
+
+    def status(self, server_id: str) -> ServerStatus:
+        """A snapshot of one server."""
+        entry = self._entry(server_id)
+        client = entry.client
+        info = None
+        if client is not None and client.protocol_version is not None:
+            info = client.server_info
+        return ServerStatus(
+            id=entry.id,
+            state=entry.state,
+            protocol_version=client.protocol_version if client is not None else None,
+            server_info=info,
+            last_error=entry.last_error,
+            restarts=entry.restarts,
+            tools=tuple(t.name for t in entry.tools),
+        )
+
+    def client(self, server_id: str) -> McpClient:
+        """The connected client of a ready server, for resources, prompts and the rest."""
+        entry = self._entry(server_id)
+        client = entry.ready_client()
+        if client is None:
+            raise self._unavailable(entry)
+        return client
+
+    def events(self, max_buffer: int = 256) -> trio.MemoryReceiveChannel[ServerStateChanged]:
+        """Subscribe to server state changes from now on.
+
+        The manager never waits for a reader: when ``max_buffer`` events wait,
+        the oldest is dropped. The channel ends when the manager closes.
+        """
+        send, receive = trio.open_memory_channel[ServerStateChanged](max_buffer)
+        self._streams.append((send, receive.clone()))
+        return receive
+
+    async def wait_ready(self, *server_ids: str, timeout: float | None = None) -> None:
+        """Wait until the servers (all of them when none is named) are ready.
+
+        Raises :class:`ServerUnavailableError` for a server that failed, was
+        stopped, or is not ready when ``timeout`` seconds have passed.
+        """
+        ids = server_ids or tuple(self._servers)
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        for sid in ids:
+            await self._ready_client(self._entry(sid), deadline)
+
+    # -- calls
+
+    async def call_tool(
+        self,
+        server_id: str,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | Literal["default"] | None = "default",
+        progress: ProgressCallback | None = None,
+    ) -> CallToolResult:
+        """Call a tool of one server by its own name.
+
+        Waits for the server within the call's deadline (``timeout``, by
+        default the server's ``call_timeout``); see the module docstring for
+        what happens when the server dies during the call.
+        """
+        entry = self._entry(server_id)
+        seconds = entry.options.call_timeout if timeout == "default" else timeout
+        deadline = math.inf if seconds is None else trio.current_time() + seconds
+        resent = 0
+        while True:
+            client = await self._ready_client(entry, deadline)
+            remaining = None if deadline == math.inf else max(deadline - trio.current_time(), 0)
+            try:
+                return await client.call_tool(name, arguments, timeout=remaining, progress=progress)
+            except RequestTimeoutError:
+                raise
+            except TransportError:
+                if not self._may_resend(entry, name) or resent >= 2:
+                    raise
+                resent += 1
+                logger.info(
+                    "MCP server %r died during a call of %r; sending it again (the tool is "
+                    "idempotent)",
+                    entry.id,
+                    name,
+                )
+
+    async def call(
+        self,
+        registry_name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | Literal["default"] | None = "default",
+        progress: ProgressCallback | None = None,
+    ) -> CallToolResult:
+        """Call a tool by its registry name."""
+        registered = self._registry.get(registry_name)
+        if registered is None:
+            raise ConfigError(f"no tool named {registry_name!r} in the registry")
+        return await self.call_tool(
+            registered.server, registered.tool.name, arguments, timeout=timeout, progress=progress
+        )
+
+    def tools(self, *server_ids: str) -> dict[str, RegisteredTool]:
+        """The registry: every tool (of the named servers, or all) under its registry name."""
+        if not server_ids:
+            return dict(self._registry)
+        wanted = set(server_ids)
+        return {k: v for k, v in self._registry.items() if v.server in wanted}
+
+    def registry_name(self, server_id: str, tool_name: str) -> str:
+        """The registry name of a server's tool."""
+        try:
+            return self._by_server[(server_id, tool_name)]
+        except KeyError:
+            raise ConfigError(f"server {server_id!r} has no tool {tool_name!r}") from None
+
+    async def refresh_tools(self, server_id: str) -> None:
+        """Reload a ready server's tools now."""
+        await self._load_tools(self._entry(server_id), self.client(server_id))
+
+    # -- internals
+
+    def _entry(self, server_id: str) -> _Server:
+        entry = self._servers.get(server_id)
+        if entry is None:
+            known = ", ".join(map(repr, self._servers)) or "none"
+            raise ServerUnavailableError(
+                f"no MCP server {server_id!r} (servers: {known})",
+                server=server_id,
+                state="unknown",
+            )
+        return entry
+
+    def _unavailable(self, entry: _Server) -> ServerUnavailableError:
+        why = f": {entry.last_error}" if entry.last_error else ""
+        return ServerUnavailableError(
+            f"MCP server {entry.id!r} is not available ({entry.state}){why}",
+            server=entry.id,
+            state=entry.state,
+            last_error=entry.last_error,
+        )
+
+    async def _ready_client(self, entry: _Server, deadline: float) -> McpClient:
+        with trio.move_on_at(deadline):
+            while True:
+                client = entry.ready_client()
+                if client is not None:
+                    return client
+                if entry.state in _FINAL:
+                    raise self._unavailable(entry)
+                await entry.changed.wait()
+        raise self._unavailable(entry)
+
+    def _may_resend(self, entry: _Server, name: str) -> bool:
+        if not entry.options.resend_idempotent:
+            return False
+        tool = next((t for t in entry.tools if t.name == name), None)
+        return tool is not None and tool.idempotent
+
+    async def _serve(self, entry: _Server, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        client = McpClient(entry.factory, name=entry.id, options=entry.options.client)
+        entry.client = client
+        with unwrap_single():
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._run_client, client, nursery.cancel_scope)
+                await self._load_tools(entry, client)
+                self._set_state(entry, "ready")
+                nursery.start_soon(self._listen, entry, client)
+                if entry.options.health is not None:
+                    nursery.start_soon(self._check_health, entry, client, entry.options.health)
+
+    @staticmethod
+    async def _run_client(
+        client: McpClient, scope: trio.CancelScope, *, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        # The listener and the health check live only as long as the connection.
+        await client.run(task_status=task_status)
+        scope.cancel()
+
+    async def _load_tools(self, entry: _Server, client: McpClient) -> None:
+        if client.capabilities.tools is None:
+            tools: list[Tool] = []
+        else:
+            tools = await client.list_tools()
+        entry.tools = tuple(t for t in tools if entry.options.allows(t.name))
+        self._rebuild_registry()
+
+    async def _listen(self, entry: _Server, client: McpClient) -> None:
+        async with client.subscribe() as notices:
+            async for notice in notices:
+                if isinstance(notice, ListChanged) and notice.kind == "tools":
+                    try:
+                        await self._load_tools(entry, client)
+                    except (OpexError, McpError) as exc:
+                        logger.warning("reloading the tools of %r failed: %s", entry.id, exc)
+
+    async def _check_health(self, entry: _Server, client: McpClient, check: HealthCheck) -> None:
+        failures = 0
+        while True:
+            await trio.sleep(check.interval)
+            healthy = await self._probe(client, check)
+            if healthy:
+                failures = 0
+                if entry.state == "unhealthy":
+                    self._set_state(entry, "ready")
+                continue
+            failures += 1
+            error = HealthCheckError(
+                f"MCP server {entry.id!r} failed {failures} health check(s) in a row "
+                f"(no answer within {check.timeout:g} s)",
+                server=entry.id,
+                failures=failures,
+            )
+            entry.last_error = error
+            self._set_state(entry, "unhealthy", error)
+            if failures >= check.failures:
+                client.abort(error)
+                return
+
+    async def _probe(self, client: McpClient, check: HealthCheck) -> bool:
+        transport = client.transport
+        if isinstance(transport, Transport) and getattr(transport, "returncode", None) is not None:
+            return False
+        features = client.features
+        with trio.move_on_after(check.timeout):
+            try:
+                if features is None or features.ping:
+                    await client.ping(timeout=None)
+                else:
+                    await client.request("tools/list", timeout=None)
+            except McpError:
+                pass  # an error answer is still an answer
+            except OpexError:
+                return False
+            return True
+        return False
+
+    def _on_child_event(self, event: ChildStateChanged) -> None:
+        entry = self._servers.get(event.child)
+        if entry is None:
+            return
+        if event.error is not None:
+            entry.last_error = event.error
+        if event.state == "restarting" or (event.state == "starting" and event.restarts > 0):
+            self._set_state(entry, "restarting", event.error)
+        elif event.state == "failed":
+            self._set_state(entry, "failed", event.error)
+        elif event.state in ("stopped", "done"):
+            self._set_state(entry, "stopped")
+
+    def _set_state(
+        self, entry: _Server, state: ServerState, error: BaseException | None = None
+    ) -> None:
+        previous = entry.state
+        if previous == state:
+            return
+        entry.state = state
+        entry.changed.set()
+        entry.changed = trio.Event()
+        self._emit(entry, state, previous, error)
+
+    def _emit(
+        self,
+        entry: _Server,
+        state: ServerState,
+        previous: str | None,
+        error: BaseException | None = None,
+    ) -> None:
+        event = ServerStateChanged(
+            server=entry.id, state=state, previous=previous, error=error, restarts=entry.restarts
+        )
+        if telemetry.enabled():
+            telemetry.emit(event)
+        for send, drop in list(self._streams):
+            try:
+                send.send_nowait(event)
+            except trio.WouldBlock:
+                drop.receive_nowait()
+                send.send_nowait(event)
+            except trio.BrokenResourceError:
+                self._streams.remove((send, drop))
+
+    def _rebuild_registry(self) -> None:
+        pairs = [(entry.id, tool.name) for entry in self._servers.values() for tool in entry.tools]
+        names = assign_names((), pairs)
+        by_key = {
+            (entry.id, tool.name): tool for entry in self._servers.values() for tool in entry.tools
+        }
+        self._registry = {
+            names[(sid, tool_name)]: RegisteredTool(names[(sid, tool_name)], sid, tool)
+            for (sid, tool_name), tool in sorted(by_key.items())
+        }
+        self._by_server = {(r.server, r.tool.name): name for name, r in self._registry.items()}
