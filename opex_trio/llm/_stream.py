@@ -182,6 +182,11 @@ class StreamAssembler:
                     if value and isinstance(value, str):
                         state.reasoning.append(value)
                         events.append(ReasoningDelta(value, index))
+                elif key == "function_call":
+                    # The legacy single-call field, which llama.cpp still streams
+                    # beside tool_calls, repeating the name in every piece.
+                    if value:
+                        _merge_function_call(state.extra, value, chunk, self)
                 elif value is not None:
                     _merge(state.extra, key, value)
         finish = choice.get("finish_reason")
@@ -316,3 +321,17 @@ def _merge(target: dict[str, Any], key: str, value: Any) -> None:
         old.extend(value)
     else:
         target[key] = list(value) if isinstance(value, list) else value
+
+
+def _merge_function_call(
+    target: dict[str, Any], piece: Any, chunk: dict[str, Any], assembler: StreamAssembler
+) -> None:
+    if type(piece) is not dict:
+        raise assembler._error("a delta's function_call is not an object", chunk)
+    call = target.setdefault("function_call", {"name": "", "arguments": ""})
+    name = piece.get("name")
+    if name and isinstance(name, str) and name != call["name"]:
+        call["name"] += name
+    arguments = piece.get("arguments")
+    if arguments and isinstance(arguments, str):
+        call["arguments"] += arguments

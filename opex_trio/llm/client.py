@@ -495,6 +495,7 @@ class Client:
         tool_choice: str | Mapping[str, Any] | None = None,
         total_timeout: float | _Unset | None = _UNSET,
         extra_headers: Mapping[str, str] | None = None,
+        include_usage: bool = True,
         **extra: Any,
     ) -> ChatStream:
         """Ask for a streamed chat completion; use the result with ``async with``.
@@ -507,13 +508,17 @@ class Client:
                         print(event.text, end="")
             message = stream.final.message
 
-        Arguments are as for :meth:`chat_completion`. Entering the ``async
+        Arguments are as for :meth:`chat_completion`; ``include_usage`` asks
+        for the usage chunk (``stream_options``) unless ``stream_options`` is
+        given. Entering the ``async
         with`` sends the request and waits for the first event; failures up to
         then are retried like a non-streamed call's. After that nothing is
         retried: a break or an error chunk raises
         :class:`~opex_trio.errors.StreamError` with what had arrived.
         """
         http = self._open_http()
+        if include_usage and "stream_options" not in extra:
+            extra["stream_options"] = {"include_usage": True}
         body = _encode_body(model, messages, tools, tool_choice, extra, True)
         headers = self._request_headers(self._stream_headers, extra_headers)
         return ChatStream(self, http, body, headers, model, self._deadline_of(total_timeout))

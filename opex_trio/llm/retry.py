@@ -68,15 +68,20 @@ def _multiplier(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> N
         raise ConfigError(f"RetryPolicy.multiplier must be a finite number >= 1, got {value!r}")
 
 
-def _statuses(value: Any) -> frozenset[int]:
+def _frozen(value: Any) -> Any:
+    if isinstance(value, str | bytes):
+        return value
     try:
-        statuses = frozenset(value)
+        return frozenset(value)
     except TypeError:
-        raise ConfigError(f"RetryPolicy statuses must be a set of ints, got {value!r}") from None
-    for status in statuses:
-        if isinstance(status, bool) or not isinstance(status, int):
-            raise ConfigError(f"RetryPolicy statuses must be ints, got {status!r}")
-    return statuses
+        return value
+
+
+def _statuses(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, frozenset) or not all(
+        isinstance(status, int) and not isinstance(status, bool) for status in value
+    ):
+        raise ConfigError(f"RetryPolicy.{attribute.name} must be a set of ints, got {value!r}")
 
 
 @attrs.frozen
@@ -107,9 +112,11 @@ class RetryPolicy:
     max_delay: float = attrs.field(default=60.0, validator=_non_negative)
     jitter: float = attrs.field(default=0.25, validator=_non_negative)
     max_retry_after: float = attrs.field(default=60.0, validator=_non_negative)
-    rate_limit_statuses: frozenset[int] = attrs.field(default=frozenset({429}), converter=_statuses)
+    rate_limit_statuses: frozenset[int] = attrs.field(
+        default=frozenset({429}), converter=_frozen, validator=_statuses
+    )
     server_error_statuses: frozenset[int] = attrs.field(
-        default=frozenset({500, 502, 503, 504, 508}), converter=_statuses
+        default=frozenset({500, 502, 503, 504, 508}), converter=_frozen, validator=_statuses
     )
     random: Callable[[], float] = attrs.field(default=random.random, eq=False, repr=False)
 

@@ -82,7 +82,8 @@ class RecordedRequest:
 
     ``headers`` maps lower-case names to values (repeated headers joined with
     ``", "``); ``json`` is the decoded body, or ``None`` when the body was empty
-    or not JSON.
+    or not JSON; ``received_at`` is ``trio.current_time()`` when the request
+    had fully arrived (virtual time under a mock clock).
     """
 
     method: str
@@ -90,6 +91,7 @@ class RecordedRequest:
     headers: Mapping[str, str]
     body: bytes = attrs.field(repr=False)
     json: Any = attrs.field(default=None, repr=False, eq=False)
+    received_at: float = 0.0
 
 
 @attrs.frozen
@@ -399,6 +401,7 @@ async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> Reco
                 headers=headers,
                 body=raw,
                 json=decoded,
+                received_at=trio.current_time(),
             )
         elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
             return None
