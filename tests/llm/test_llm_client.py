@@ -10,8 +10,8 @@ from typing import Any
 import httpx2
 import pytest
 import trio
-from trio.testing import MockClock
 from llm_support import USER, WEATHER_TOOL, arrivals, make_client
+from trio.testing import MockClock
 
 from opex_trio import telemetry
 from opex_trio.errors import (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -321,7 +322,7 @@ def encode_event(data: dict[str, Any], style: int) -> bytes:
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
     edges = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a]
+    return [data[a:b] for a, b in itertools.pairwise(edges) if b > a]
 
 
 async def stream_events(pieces: list[bytes]) -> tuple[list[StreamEvent], Any]:
@@ -353,7 +354,7 @@ tool_calls = st.lists(
         }
     ),
     max_size=2,
-    unique_by=lambda call: call["id"],
+    unique_by=lambda call: str(call["id"]),
 )
 
 
