@@ -106,6 +106,7 @@ def test_jitter_uses_the_random_source() -> None:
     assert policy.delay("connection", 3) == 4.0 * 1.25
 
 
+@pytest.mark.fuzz
 @given(
     kind=st.sampled_from(["rate_limit", "server_error", "connection"]),
     retry=st.integers(1, 30),

@@ -358,7 +358,8 @@ tool_calls = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@pytest.mark.fuzz
+@settings(deadline=None)
 @given(
     pieces=text_pieces,
     calls=tool_calls,
