@@ -184,26 +184,26 @@ async def bench(base_url: str, args: argparse.Namespace) -> dict[str, dict[str, 
 
 
 def report(results: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> str:
-    baseline = {key: statistics.median(values) for key, values in results["raw httpx2"].items()}
+    baseline = results["raw httpx2"]
     lines = [
         f"opex_trio {opex_trio.__version__}, httpx2 {httpx2.__version__}, trio {trio.__version__},"
         f" CPython {platform.python_version()}; {args.requests} requests and {args.streams}"
-        f" streams of {args.chunks} chunks per round, median of {args.rounds} rounds.",
+        f" streams of {args.chunks} chunks per round, {args.rounds} rounds. Each cell: the"
+        " median over rounds, and in brackets the median of the per-round ratios to raw"
+        " httpx2 (rounds pair the clients in time, which cancels much of a shared"
+        " machine's drift).",
         "",
         "| client | per request, wall | per request, CPU | per chunk, wall | per chunk, CPU |",
         "| --- | --- | --- | --- | --- |",
     ]
     for name, row in results.items():
         cells = []
-        for key, unit in (
-            ("request wall", 1e6),
-            ("request cpu", 1e6),
-            ("chunk wall", 1e6),
-            ("chunk cpu", 1e6),
-        ):
+        for key in ("request wall", "request cpu", "chunk wall", "chunk cpu"):
             value = statistics.median(row[key])
-            ratio = value / baseline[key]
-            cells.append(f"{value * unit:.1f} us ({ratio:.2f}x)")
+            ratio = statistics.median(
+                mine / base for mine, base in zip(row[key], baseline[key], strict=True)
+            )
+            cells.append(f"{value * 1e6:.1f} us ({ratio:.2f}x)")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -119,6 +119,36 @@ class StreamAssembler:
 
     def feed(self, chunk: Any) -> list[StreamEvent]:
         """The events in one decoded chunk; raises :class:`StreamError` on an error chunk."""
+        # Most chunks carry one piece of text for a choice already seen; they
+        # take this short way (same result, fewer steps).
+        if type(chunk) is dict and "error" not in chunk and not chunk.get("usage"):
+            choices = chunk.get("choices")
+            if type(choices) is list and len(choices) == 1:
+                choice = choices[0]
+                if (
+                    type(choice) is dict
+                    and choice.get("finish_reason") is None
+                    and "error" not in choice
+                ):
+                    delta = choice.get("delta")
+                    state = self._choices.get(choice.get("index", 0))
+                    # OpenRouter repeats the role in every delta.
+                    if (
+                        type(delta) is dict
+                        and state is not None
+                        and (
+                            len(delta) == 1
+                            or (len(delta) == 2 and delta.get("role") in (None, state.role))
+                        )
+                    ):
+                        text = delta.get("content")
+                        if type(text) is str and text:
+                            self.chunks += 1
+                            state.content.append(text)
+                            return [ContentDelta(text, state.index)]
+        return self._feed(chunk)
+
+    def _feed(self, chunk: Any) -> list[StreamEvent]:
         if type(chunk) is not dict:
             raise self._error(f"a stream chunk is {type(chunk).__name__}, not an object", chunk)
         self.chunks += 1

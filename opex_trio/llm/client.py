@@ -238,7 +238,12 @@ class Client:
         if api_key:
             base["Authorization"] = "Bearer " + _header_value("api_key", api_key)
         self._headers = base
-        self._stream_headers = {**base, "Accept": "text/event-stream"}
+        # Parsed once: httpx2 would parse a string URL again on every request.
+        self._target = httpx2.URL(self._url)
+        # What each request passes as its headers, set when the client opens:
+        # an owned client carries the fixed headers itself.
+        self._plain_headers: Any = None
+        self._stream_headers: Any = None
         self._http: httpx2.AsyncClient | None = None
         self._state: Literal["new", "open", "closed"] = "new"
 
@@ -266,8 +271,12 @@ class Client:
             raise RuntimeError(f"{self!r} cannot be opened again; make a new Client")
         if self._borrowed is not None:
             self._http = self._borrowed
+            self._plain_headers = httpx2.Headers(self._headers)
+            self._stream_headers = httpx2.Headers({**self._headers, "Accept": "text/event-stream"})
         else:
-            self._http = httpx2.AsyncClient(timeout=self._timeout)
+            self._http = httpx2.AsyncClient(timeout=self._timeout, headers=self._headers)
+            self._plain_headers = None
+            self._stream_headers = {"Accept": "text/event-stream"}
         self._state = "open"
         return self
 
@@ -296,10 +305,10 @@ class Client:
             raise RuntimeError(f"{self!r} is closed")
         return http
 
-    def _request_headers(self, base: dict[str, str], extra: Mapping[str, str] | None) -> Any:
+    def _request_headers(self, base: Any, extra: Mapping[str, str] | None) -> Any:
         if not extra:
             return base
-        merged = dict(base)
+        merged = dict(base or {})
         for name, value in extra.items():
             merged[_header_value("header name", name)] = _header_value(f"header {name}", value)
         return merged
@@ -347,7 +356,7 @@ class Client:
         """
         http = self._open_http()
         body = _encode_body(model, messages, tools, tool_choice, extra, False)
-        headers = self._request_headers(self._headers, extra_headers)
+        headers = self._request_headers(self._plain_headers, extra_headers)
         deadline = self._deadline_of(total_timeout)
         observed = self._observed()
         if not observed:
@@ -392,10 +401,10 @@ class Client:
     ) -> ChatCompletion:
         try:
             if self._request_timeout is None:
-                response = await http.post(self._url, content=body, headers=headers)
+                response = await http.post(self._target, content=body, headers=headers)
             else:
                 response = await http.post(
-                    self._url, content=body, headers=headers, timeout=self._request_timeout
+                    self._target, content=body, headers=headers, timeout=self._request_timeout
                 )
         except httpx2.HTTPError as exc:
             raise error_from_transport(exc, url=self._url, attempts=attempt) from exc
@@ -651,7 +660,7 @@ class ChatStream:
         url = client._url
         request = self._http.build_request(
             "POST",
-            url,
+            client._target,
             content=self._body,
             headers=self._headers,
             **({"timeout": client._request_timeout} if client._request_timeout else {}),

@@ -387,3 +387,26 @@ def test_any_split_of_the_bytes_gives_the_same_events(
     assert bytewise_events == expected
     assert whole_final == split_final == assembler.check_complete(done=True)
     assert split_final.content == ("".join(pieces) if pieces or not calls else None)
+
+
+@pytest.mark.fuzz
+@given(
+    pieces=text_pieces,
+    calls=tool_calls,
+    repeat_role=st.booleans(),
+    role=st.sampled_from([None, "assistant", "tool"]),
+)
+def test_the_short_way_for_text_chunks_agrees_with_the_long_way(
+    pieces: list[str], calls: list[dict[str, Any]], repeat_role: bool, role: str | None
+) -> None:
+    chunks = completion_chunks(pieces, tool_calls=calls)
+    if repeat_role:
+        for item in chunks[1:]:
+            for choice in item["choices"]:
+                choice["delta"]["role"] = role
+    fast, slow = StreamAssembler(), StreamAssembler()
+    fast_events = [event for item in chunks for event in fast.feed(item)]
+    slow_events = [event for item in chunks for event in slow._feed(item)]
+    assert fast_events == slow_events
+    assert fast.check_complete(done=True) == slow.check_complete(done=True)
+    assert fast.check_complete(done=True).message.role == slow.check_complete(done=True).message.role
