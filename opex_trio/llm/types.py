@@ -280,7 +280,8 @@ class ChatCompletion:
 class StreamEvent:
     """Base class of the events a streamed completion yields.
 
-    ``choice`` is the index of the choice the event belongs to.
+    Events of one choice carry its index as ``choice`` (0 unless the request
+    asked for ``n > 1``).
     """
 
 

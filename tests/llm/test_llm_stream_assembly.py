@@ -409,4 +409,6 @@ def test_the_short_way_for_text_chunks_agrees_with_the_long_way(
     slow_events = [event for item in chunks for event in slow._feed(item)]
     assert fast_events == slow_events
     assert fast.check_complete(done=True) == slow.check_complete(done=True)
-    assert fast.check_complete(done=True).message.role == slow.check_complete(done=True).message.role
+    assert (
+        fast.check_complete(done=True).message.role == slow.check_complete(done=True).message.role
+    )
