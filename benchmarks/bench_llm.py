@@ -3,9 +3,10 @@
     python benchmarks/bench_llm.py [--requests N] [--streams M] [--chunks K] [--rounds R]
 
 The scripted server (opex_trio.testing.llm_server) runs in a child process on
-127.0.0.1, so its work does not count against the clients' CPU time. All three
-clients run on trio in this process, one after another, each round in a
-rotated order, over keep-alive connections:
+127.0.0.1, so its work does not count against the clients' CPU time. Each
+client runs on trio in a fresh worker process of its own (one per client per
+round, in a rotated order, so no client inherits another's heap or garbage),
+warms up, then is timed over keep-alive connections:
 
 * raw httpx2: ``AsyncClient.post`` plus ``response.json()``; for a stream,
   ``httpx2.EventSource`` plus ``json.loads`` of each event: the least a client
@@ -23,6 +24,7 @@ asserted in a test.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import statistics
@@ -142,44 +144,81 @@ def openai_sdk(client: Any) -> tuple[Runner, Runner]:
     return requests, streams
 
 
-async def bench(base_url: str, args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
-    results: dict[str, dict[str, list[float]]] = {}
+CLIENTS = ("raw httpx2", "opex_trio", "openai")
+
+
+async def work(name: str, base_url: str, args: argparse.Namespace) -> dict[str, float]:
+    """Warm one client up, then time it once; the numbers are per request and per chunk."""
     async with (
         httpx2.AsyncClient(timeout=60.0) as http,
         Client("sk-bench", base_url=base_url, retry=RetryPolicy(max_retries=0)) as client,
     ):
-        runners: dict[str, tuple[Runner, Runner]] = {
-            "raw httpx2": raw_httpx2(base_url, http),
-            "opex_trio": opex(client),
-        }
         sdk = None
-        try:
-            import openai
-        except ImportError:
-            print("openai is not installed: its column is left out", file=sys.stderr)
+        if name == "raw httpx2":
+            requests, streams = raw_httpx2(base_url, http)
+        elif name == "opex_trio":
+            requests, streams = opex(client)
         else:
+            import openai
+
             sdk = openai.AsyncOpenAI(base_url=base_url, api_key="sk-bench", max_retries=0)
-            runners[f"openai {openai.__version__}"] = openai_sdk(sdk)
+            requests, streams = openai_sdk(sdk)
         try:
-            names = list(runners)
-            for name in names:  # warm up connections, caches and imports
-                await runners[name][0](20)
-                await runners[name][1](3)
-            for round_ in range(args.rounds):
-                order = names[round_ % len(names) :] + names[: round_ % len(names)]
-                for name in order:
-                    requests, streams = runners[name]
-                    wall, cpu = await measure(requests, args.requests)
-                    row = results.setdefault(name, {})
-                    row.setdefault("request wall", []).append(wall / args.requests)
-                    row.setdefault("request cpu", []).append(cpu / args.requests)
-                    per_chunk = args.streams * args.chunks
-                    wall, cpu = await measure(streams, args.streams)
-                    row.setdefault("chunk wall", []).append(wall / per_chunk)
-                    row.setdefault("chunk cpu", []).append(cpu / per_chunk)
+            await requests(20)
+            await streams(3)
+            gc.collect()
+            request_wall, request_cpu = await measure(requests, args.requests)
+            gc.collect()
+            chunk_wall, chunk_cpu = await measure(streams, args.streams)
         finally:
             if sdk is not None:
                 await sdk.close()
+    chunks = args.streams * args.chunks
+    return {
+        "request wall": request_wall / args.requests,
+        "request cpu": request_cpu / args.requests,
+        "chunk wall": chunk_wall / chunks,
+        "chunk cpu": chunk_cpu / chunks,
+    }
+
+
+def bench(base_url: str, args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
+    """Run every client in a fresh process per round, so none inherits another's heap."""
+    names = ["raw httpx2", "opex_trio"]
+    try:
+        import openai
+
+        names.append("openai")
+        label = {"openai": f"openai {openai.__version__}"}
+    except ImportError:
+        print("openai is not installed: its column is left out", file=sys.stderr)
+        label = {}
+    results: dict[str, dict[str, list[float]]] = {}
+    for round_ in range(args.rounds):
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        for name in order:
+            output = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    name,
+                    "--url",
+                    base_url,
+                    "--requests",
+                    str(args.requests),
+                    "--streams",
+                    str(args.streams),
+                    "--chunks",
+                    str(args.chunks),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            row = results.setdefault(label.get(name, name), {})
+            for key, value in json.loads(output).items():
+                row.setdefault(key, []).append(value)
     return results
 
 
@@ -215,9 +254,14 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=CLIENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.chunks)
+        return
+    if args.worker:
+        print(json.dumps(trio.run(work, args.worker, args.url, args)))
         return
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", "--chunks", str(args.chunks)],
@@ -230,7 +274,7 @@ def main() -> None:
         base_url = server.stdout.readline().strip()
         if not base_url.startswith("http://"):
             raise SystemExit("the benchmark server did not start")
-        results = trio.run(bench, base_url, args)
+        results = bench(base_url, args)
     finally:
         assert server.stdin is not None
         server.stdin.close()
