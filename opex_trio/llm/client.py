@@ -25,7 +25,7 @@ import enum
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal, TypeAlias, TypeVar
 
@@ -569,7 +569,7 @@ class ChatStream:
         self._response: httpx2.Response | None = None
         self._sse: Any = None
         self._first: Any = None
-        self._pending: list[StreamEvent] = []
+        self._iterator: AsyncGenerator[StreamEvent, None] | None = None
         self._assembler = StreamAssembler()
         self._state: Literal["new", "open", "ended", "closed"] = "new"
         self._final: ChatCompletion | None = None
@@ -628,7 +628,7 @@ class ChatStream:
         self._state = "closed"
         if exc is not None and self._error is None:
             self._error = exc
-        await _close(self._response, self._sse)
+        await _close(self._iterator, self._response, self._sse)
         self._finished_event()
 
     def _finished_event(self) -> None:
@@ -726,70 +726,75 @@ class ChatStream:
                 )
             return response, sse, chunk
         except httpx2.HTTPError as exc:
-            await _close(response, sse)
+            await _close(None, response, sse)
             raise error_from_transport(exc, url=url, attempts=attempt) from exc
         except BaseException:
-            await _close(response, sse)
+            await _close(None, response, sse)
             raise
 
-    def __aiter__(self) -> ChatStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        if self._iterator is None:
+            if self._state != "open":
+                raise RuntimeError("iterate a ChatStream inside its 'async with'")
+            self._iterator = self._events()
+        return self._iterator
 
     async def __anext__(self) -> StreamEvent:
-        pending = self._pending
-        if pending:
-            return pending.pop()
+        return await self.__aiter__().__anext__()
+
+    async def _events(self) -> AsyncGenerator[StreamEvent, None]:
+        # One generator for the whole stream: resuming it per event is cheaper
+        # than a fresh coroutine per __anext__ call, which counts per chunk.
         if self._state != "open":
-            if self._state == "ended":
-                raise StopAsyncIteration
-            raise RuntimeError("iterate a ChatStream inside its 'async with'")
+            return
         assembler = self._assembler
+        first = self._first
+        self._first = None
+        if first == "[DONE]":
+            await self._end(done=True)
+            return
+        if first is not None:
+            for event in self._feed(first):
+                yield event
+        sse = self._sse
         while True:
-            first = self._first
-            if first is not None:
-                self._first = None
-                if first == "[DONE]":
-                    await self._end(done=True)
-                    raise StopAsyncIteration
-                chunk = first
-            else:
-                try:
-                    event = await self._sse.__anext__()
-                except StopAsyncIteration:
-                    await self._end(done=False)
-                    raise
-                except httpx2.HTTPError as exc:
-                    raise self._fail(_broken(exc, self._client._url, assembler)) from exc
-                data = event.data
-                if data == "[DONE]":
-                    await self._end(done=True)
-                    raise StopAsyncIteration
-                if not data:
-                    continue
-                try:
-                    chunk = json.loads(data)
-                except ValueError as exc:
-                    raise self._fail(
-                        StreamError(
-                            f"a stream event is not JSON: {data[:200]!r}",
-                            partial=assembler.partial(),
-                            body=data,
-                        )
-                    ) from exc
-                if event.event == "error":
-                    chunk = {
-                        "error": chunk.get("error", chunk) if isinstance(chunk, dict) else chunk
-                    }
             try:
-                events = assembler.feed(chunk)
-            except StreamError as exc:
-                raise self._fail(exc) from None
-            if events:
-                if len(events) == 1:
-                    return events[0]
-                events.reverse()
-                self._pending = events
-                return events.pop()
+                message = await sse.__anext__()
+            except StopAsyncIteration:
+                await self._end(done=False)
+                return
+            except httpx2.HTTPError as exc:
+                raise self._fail(_broken(exc, self._client._url, assembler)) from exc
+            data = message.data
+            if data == "[DONE]":
+                await self._end(done=True)
+                return
+            if not data:
+                continue
+            try:
+                chunk = json.loads(data)
+            except ValueError as exc:
+                raise self._fail(
+                    StreamError(
+                        f"a stream event is not JSON: {data[:200]!r}",
+                        partial=assembler.partial(),
+                        body=data,
+                    )
+                ) from exc
+            if message.event == "error":
+                chunk = {"error": chunk.get("error", chunk) if isinstance(chunk, dict) else chunk}
+            events = self._feed(chunk)
+            if len(events) == 1:
+                yield events[0]
+            else:
+                for event in events:
+                    yield event
+
+    def _feed(self, chunk: Any) -> list[StreamEvent]:
+        try:
+            return self._assembler.feed(chunk)
+        except StreamError as exc:
+            raise self._fail(exc) from None
 
     def _fail(self, error: StreamError) -> StreamError:
         error.attempts = self._attempts
@@ -831,9 +836,13 @@ def _broken(exc: httpx2.HTTPError, url: str, assembler: StreamAssembler) -> Stre
     )
 
 
-async def _close(response: httpx2.Response | None, sse: Any) -> None:
+async def _close(
+    iterator: AsyncGenerator[Any, None] | None, response: httpx2.Response | None, sse: Any
+) -> None:
     with trio.CancelScope(shield=True) as scope:
         scope.deadline = trio.current_time() + _CLOSE_TIMEOUT
+        if iterator is not None:
+            await iterator.aclose()
         if sse is not None:
             with contextlib.suppress(httpx2.HTTPError):
                 await sse.aclose()
