@@ -67,6 +67,9 @@ _DRAIN_TIMEOUT = 1.0
 # Closing a response must finish even while the caller is being cancelled.
 _CLOSE_TIMEOUT = 5.0
 
+# json.loads minus its argument checks: stream events are always str.
+_decode = json.JSONDecoder().decode
+
 EventHook: TypeAlias = Callable[[telemetry.TelemetryEvent], object]
 """A callable that receives this client's telemetry events (in the calling task)."""
 
@@ -772,7 +775,7 @@ class ChatStream:
             if not data:
                 continue
             try:
-                chunk = json.loads(data)
+                chunk = _decode(data)
             except ValueError as exc:
                 raise self._fail(
                     StreamError(
@@ -783,7 +786,10 @@ class ChatStream:
                 ) from exc
             if message.event == "error":
                 chunk = {"error": chunk.get("error", chunk) if isinstance(chunk, dict) else chunk}
-            events = self._feed(chunk)
+            try:
+                events = assembler.feed(chunk)
+            except StreamError as exc:
+                raise self._fail(exc) from None
             if len(events) == 1:
                 yield events[0]
             else:
