@@ -175,15 +175,20 @@ class RetryPolicy:
         return self.delay(kind, attempts, retry_after)
 
 
+# The wall clock that HTTP dates in Retry-After are compared with (a seam for tests).
+_wall_clock: Callable[[], float] = time.time
+
+
 def parse_retry_after(
-    headers: Mapping[str, str], now: Callable[[], float] = time.time
+    headers: Mapping[str, str], now: Callable[[], float] | None = None
 ) -> float | None:
     """The server's retry hint in seconds, from ``retry-after-ms`` or ``Retry-After``.
 
-    ``Retry-After`` may be seconds or an HTTP date (compared with ``now()``, a
-    Unix time). Missing, malformed or negative hints give ``None``; a date in
-    the past gives ``0``. ``headers`` must look names up case-insensitively (as
-    ``httpx2.Headers`` does) or hold lower-case names.
+    ``Retry-After`` may be seconds or an HTTP date, compared with ``now()`` (a
+    Unix time; the system clock by default). Missing, malformed or negative
+    hints give ``None``; a date in the past gives ``0``. ``headers`` must look
+    names up case-insensitively (as ``httpx2.Headers`` does) or hold lower-case
+    names.
     """
     value = headers.get("retry-after-ms")
     if value is not None:
@@ -206,7 +211,7 @@ def parse_retry_after(
             return None
         if when.tzinfo is None:
             return None
-        return max(0.0, when.timestamp() - now())
+        return max(0.0, when.timestamp() - (now or _wall_clock)())
     if 0 <= seconds < math.inf:
         return seconds
     return None

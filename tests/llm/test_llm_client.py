@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import time
 from typing import Any
 
 import httpx2
@@ -28,6 +27,7 @@ from opex_trio.errors import (
     ServerError,
 )
 from opex_trio.llm import Client, RetryPolicy
+from opex_trio.llm import retry as retry_module
 from opex_trio.testing.llm_server import (
     JSONReply,
     LLMTestServer,
@@ -159,17 +159,16 @@ async def test_429_with_retry_after(
 
 
 async def test_429_with_retry_after_as_http_date(
-    autojump_clock: MockClock, llm_server: LLMTestServer
+    autojump_clock: MockClock, llm_server: LLMTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # HTTP dates have a resolution of a second: ask for 30 s from a whole second
-    # of wall-clock time and accept the truncation.
-    when = email.utils.formatdate(int(time.time()) + 31, usegmt=True)
+    now = 1_800_000_000.0
+    monkeypatch.setattr(retry_module, "_wall_clock", lambda: now)
+    when = email.utils.formatdate(now + 30, usegmt=True)
     llm_server.push(rate_limited(**{"Retry-After": when}))
     with trio.fail_after(BOUND):
         async with make_client(llm_server) as client:
             await client.chat_completion(model="m", messages=USER)
-    wait = arrivals(llm_server)[1]
-    assert 29.0 <= wait <= 31.0
+    assert arrivals(llm_server) == [0.0, 30.0]
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 508])
