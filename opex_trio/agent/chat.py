@@ -1,0 +1,748 @@
+"""The tool-calling chat loop.
+
+Theory of operation
+-------------------
+:meth:`Chat.chat` alternates between the model and the tools until the model
+answers without asking for tools, a hook says stop, or ``max_turns`` model
+calls were made:
+
+1. Ask the model, with every tool it may use (the MCP servers' tools through a
+   :class:`~opex_trio.agent.tools.ToolIndex`, plus the program's own), and add
+   its message to the conversation. ``on_assistant_message`` sees it.
+2. If it asked for tools (and ``execute_tools`` is on), run the calls of that
+   message concurrently in a nursery, each in a cancel scope of its own with
+   ``tool_timeout``. Every failure (unknown tool, arguments that are not a
+   JSON object, a denial, a timeout, an unavailable server, an error result, an
+   exception in the program's executor) becomes a tool message the model can
+   read and act on; nothing about a tool raises to the caller.
+3. Add the tool messages in the order the model asked for the calls, each seen
+   by ``on_tool_result``, and go back to 1.
+
+Hooks are described in :mod:`opex_trio.agent.hooks`. Each fires exactly once
+per message; an exception in a hook stops the chat and propagates with a note
+naming the hook. Cancelling a chat cancels its running tools, and each MCP
+server is told (``notifications/cancelled``).
+
+:meth:`Chat.stream` runs the same loop with streamed model calls and yields
+events as they happen: text deltas, tool calls started and finished, turns
+finished, and the final result.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal, TypeAlias
+
+import attrs
+import trio
+
+from .. import telemetry
+from ..errors import (
+    ConfigError,
+    McpError,
+    OpexError,
+    ServerUnavailableError,
+    TransportError,
+)
+from ..llm.client import Client
+from ..llm.types import ChatCompletion, ContentDelta, ToolCall, Usage
+from ..mcp.manager import SessionManager
+from ..protocol.types import CallToolResult, Tool
+from .content import image_parts, tool_message_content
+from .hooks import (
+    NOT_MINE,
+    UNCHANGED,
+    Approve,
+    BeforeToolCallHook,
+    Continue,
+    CustomToolExecutor,
+    Deny,
+    NotMine,
+    OnAssistantMessage,
+    OnToolResult,
+    Rewrite,
+    Stop,
+    call_hook,
+    describe,
+)
+from .tools import ToolIndex, ToolRef
+
+__all__ = [
+    "Chat",
+    "ChatEvent",
+    "ChatFinished",
+    "ChatResult",
+    "StopReason",
+    "TextDelta",
+    "ToolFinished",
+    "ToolResult",
+    "ToolStarted",
+    "TurnFinished",
+]
+
+logger = logging.getLogger("opex_trio.agent")
+
+StopReason: TypeAlias = Literal["answered", "max_turns", "stopped_by_hook", "tool_calls_returned"]
+"""Why a chat ended."""
+
+ToolOutcome: TypeAlias = Literal[
+    "ok", "error", "timeout", "denied", "unknown_tool", "bad_arguments", "unavailable"
+]
+
+
+@attrs.frozen
+class ToolResult:
+    """One tool call and what came of it.
+
+    ``name`` is the name the model used, ``server`` the MCP server that ran it
+    (``None`` for the program's own tools or when it never ran), ``content``
+    what the model reads, ``raw`` what the tool returned (an MCP
+    :class:`~opex_trio.protocol.types.CallToolResult` or the executor's value),
+    ``error`` the exception behind a failure, ``duration`` seconds of trio time.
+    """
+
+    tool_call_id: str
+    name: str
+    server: str | None
+    arguments: Mapping[str, Any] | None
+    content: str
+    outcome: ToolOutcome
+    raw: Any = None
+    error: BaseException | None = None
+    duration: float = 0.0
+
+    @property
+    def is_error(self) -> bool:
+        """Whether the call failed (the model was told why)."""
+        return self.outcome != "ok"
+
+
+@attrs.frozen
+class ChatResult:
+    """What a chat produced.
+
+    ``message`` is the last assistant message, ``messages`` every message the
+    chat added to the conversation (assistant and tool messages, in order),
+    ``tool_calls`` every call made, ``usage`` the token counts summed over all
+    turns (``None`` fields where the server never said), ``stop_reason`` why
+    it ended, ``turns`` the number of model calls, ``context`` the final
+    context. With ``execute_tools=False``, ``pending_tool_calls`` holds the
+    calls the model asked for, as OpenAI dicts, for the caller to run.
+    """
+
+    message: dict[str, Any] | None
+    messages: tuple[dict[str, Any], ...]
+    tool_calls: tuple[ToolResult, ...]
+    usage: Usage
+    stop_reason: StopReason
+    turns: int
+    context: Any = None
+    pending_tool_calls: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def content(self) -> str | None:
+        """The text of the last assistant message."""
+        return self.message.get("content") if self.message else None
+
+
+@attrs.frozen
+class ChatEvent:
+    """Base class of what :meth:`Chat.stream` yields; ``turn`` counts model calls from 1."""
+
+    turn: int
+
+
+@attrs.frozen
+class TextDelta(ChatEvent):
+    """A piece of the model's answer."""
+
+    text: str
+
+
+@attrs.frozen
+class ToolStarted(ChatEvent):
+    """A tool call began."""
+
+    tool_call_id: str
+    name: str
+    arguments: Mapping[str, Any] | None
+
+
+@attrs.frozen
+class ToolFinished(ChatEvent):
+    """A tool call ended."""
+
+    result: ToolResult
+
+
+@attrs.frozen
+class TurnFinished(ChatEvent):
+    """A turn ended: the model's message and the results of its tool calls are in."""
+
+    message: dict[str, Any]
+
+
+@attrs.frozen
+class ChatFinished(ChatEvent):
+    """The chat ended; ``result`` is what :meth:`Chat.chat` would return."""
+
+    result: ChatResult
+
+
+def _add_usage(total: Usage, more: Usage | None) -> Usage:
+    if more is None:
+        return total
+
+    def add(a: int | None, b: int | None) -> int | None:
+        return b if a is None else a if b is None else a + b
+
+    return Usage(
+        prompt_tokens=add(total.prompt_tokens, more.prompt_tokens),
+        completion_tokens=add(total.completion_tokens, more.completion_tokens),
+        total_tokens=add(total.total_tokens, more.total_tokens),
+    )
+
+
+def _patterns(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+class _Run:
+    """The state of one chat call: conversation, context, usage, results."""
+
+    def __init__(self, messages: list[dict[str, Any]], context: Any) -> None:
+        self.messages = messages
+        self.added: list[dict[str, Any]] = []
+        self.context = context
+        self.usage = Usage()
+        self.results: list[ToolResult] = []
+        self.turn = 0
+        self.stop = False
+
+    def add(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+        self.added.append(message)
+
+    def apply(self, answer: Any, hook: str) -> None:
+        if answer is None:
+            return
+        if isinstance(answer, Stop):
+            self.stop = True
+        elif not isinstance(answer, Continue):
+            raise ConfigError(
+                f"the {hook} hook returned {answer!r}; return None, Continue(...) or Stop(...)"
+            )
+        if answer.context is not UNCHANGED:
+            self.context = answer.context
+
+
+Emit: TypeAlias = Callable[[ChatEvent], None]
+
+
+class Chat:
+    """A tool-calling conversation with a model, over MCP servers and the program's own tools.
+
+    ``client`` is the :class:`~opex_trio.llm.client.Client`; ``mcp`` an optional
+    :class:`~opex_trio.mcp.manager.SessionManager` whose tools the model may
+    use, limited to ``servers`` when given. ``allow_tools`` and ``deny_tools``
+    are glob patterns matched against the name the model sees and against
+    ``server/original_name`` (deny wins). ``custom_tools`` are the program's
+    own tools as OpenAI tool dicts (or MCP :class:`~opex_trio.protocol.types.Tool`),
+    run by ``custom_tool_executor``. See :mod:`opex_trio.agent.hooks` for the
+    hooks. The remaining options are the defaults of :meth:`chat`;
+    ``max_result_chars`` bounds a tool result's text, ``strict_tools`` asks for
+    OpenAI strict schemas where possible, and ``tool_images="attach"`` passes
+    images from tool results to the model as content parts (in a user message
+    after the tool results) instead of describing them.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        mcp: SessionManager | None = None,
+        servers: Sequence[str] | None = None,
+        allow_tools: Iterable[str] | None = None,
+        deny_tools: Iterable[str] = (),
+        custom_tools: Sequence[Mapping[str, Any] | Tool] = (),
+        custom_tool_executor: CustomToolExecutor | None = None,
+        on_assistant_message: OnAssistantMessage | None = None,
+        on_tool_result: OnToolResult | None = None,
+        before_tool_call: BeforeToolCallHook | None = None,
+        max_turns: int = 10,
+        tool_timeout: float | None = 60.0,
+        max_result_chars: int | None = 20_000,
+        strict_tools: bool = False,
+        tool_images: Literal["describe", "attach"] = "describe",
+    ) -> None:
+        if custom_tools and custom_tool_executor is None:
+            raise ConfigError("custom_tools need a custom_tool_executor to run them")
+        if max_turns < 1:
+            raise ConfigError(f"max_turns must be at least 1, got {max_turns!r}")
+        self.client = client
+        self.mcp = mcp
+        self.servers = tuple(servers) if servers is not None else None
+        self.allow_tools = _patterns(allow_tools)
+        self.deny_tools = _patterns(deny_tools) or ()
+        self.custom_tools = tuple(custom_tools)
+        self.custom_tool_executor = custom_tool_executor
+        self.on_assistant_message = on_assistant_message
+        self.on_tool_result = on_tool_result
+        self.before_tool_call = before_tool_call
+        self.max_turns = max_turns
+        self.tool_timeout = tool_timeout
+        self.max_result_chars = max_result_chars
+        self.strict_tools = strict_tools
+        self.tool_images = tool_images
+        self._index_key: Any = None
+        self._index: ToolIndex | None = None
+        # Fail on bad custom tools now, not at the first turn.
+        self.tool_index()
+
+    # -- tools
+
+    def tool_index(self) -> ToolIndex:
+        """Every tool the model may use now (rebuilt when the servers' tools change)."""
+        registry = self.mcp.tools(*self.servers) if self.mcp is not None else {}
+        if self.mcp is not None and self.servers is not None:
+            registry = {k: v for k, v in registry.items() if v.server in self.servers}
+        key = tuple((r.server, id(r.tool)) for r in registry.values())
+        if self._index is not None and key == self._index_key:
+            return self._index
+        by_server: dict[str, list[Tool]] = {}
+        for registered in registry.values():
+            by_server.setdefault(registered.server, []).append(registered.tool)
+        index = ToolIndex.from_servers(by_server, self.custom_tools, strict=self.strict_tools)
+        self._index, self._index_key = index, key
+        return index
+
+    def _allowed(self, ref: ToolRef) -> bool:
+        names = [ref.name]
+        if ref.server is not None:
+            names.append(f"{ref.server}/{ref.original_name}")
+
+        def matches(patterns: Iterable[str]) -> bool:
+            return any(fnmatch.fnmatchcase(n, p) for n in names for p in patterns)
+
+        if matches(self.deny_tools):
+            return False
+        return self.allow_tools is None or matches(self.allow_tools)
+
+    def _tools_for_model(self, index: ToolIndex) -> list[dict[str, Any]]:
+        return [ref.to_openai() for ref in index.values() if self._allowed(ref)]
+
+    # -- the loop
+
+    async def chat(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        system_prompt: str | None = None,
+        execute_tools: bool = True,
+        context: Any = None,
+        max_turns: int | None = None,
+        tool_timeout: float | None | Literal["default"] = "default",
+        parallel_tool_calls: bool = True,
+        tool_result_role: str = "tool",
+        **llm_options: Any,
+    ) -> ChatResult:
+        """Run the conversation until the model answers; see the module docstring.
+
+        ``messages`` are OpenAI message dicts (they are not changed; the
+        result says what was added). ``llm_options`` go to the model request
+        (``temperature``, ``max_tokens``, ``tool_choice``, ...).
+        """
+        return await self._run(
+            None,
+            model=model,
+            messages=messages,
+            system_prompt=system_prompt,
+            execute_tools=execute_tools,
+            context=context,
+            max_turns=max_turns,
+            tool_timeout=tool_timeout,
+            parallel_tool_calls=parallel_tool_calls,
+            tool_result_role=tool_result_role,
+            llm_options=llm_options,
+        )
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        system_prompt: str | None = None,
+        execute_tools: bool = True,
+        context: Any = None,
+        max_turns: int | None = None,
+        tool_timeout: float | None | Literal["default"] = "default",
+        parallel_tool_calls: bool = True,
+        tool_result_role: str = "tool",
+        buffer: int = 1024,
+        **llm_options: Any,
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[ChatEvent]]:
+        """Run the same loop with streamed model calls; iterate the events it yields.
+
+        ::
+
+            async with chat.stream(model=..., messages=...) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        print(event.text, end="")
+
+        The last event is :class:`ChatFinished`. An error in the loop is raised
+        from the ``async with``; leaving the block early cancels the chat.
+        """
+        send, receive = trio.open_memory_channel[ChatEvent](buffer)
+        failure: list[BaseException] = []
+
+        def emit(event: ChatEvent) -> None:
+            try:
+                send.send_nowait(event)
+            except trio.WouldBlock:
+                logger.warning("a chat stream reader fell %d events behind; dropped one", buffer)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                pass
+
+        async def run() -> None:
+            async with send:
+                try:
+                    await self._run(
+                        emit,
+                        model=model,
+                        messages=messages,
+                        system_prompt=system_prompt,
+                        execute_tools=execute_tools,
+                        context=context,
+                        max_turns=max_turns,
+                        tool_timeout=tool_timeout,
+                        parallel_tool_calls=parallel_tool_calls,
+                        tool_result_role=tool_result_role,
+                        llm_options=llm_options,
+                    )
+                except Exception as exc:  # noqa: BLE001 - raised again from the async with
+                    failure.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run)
+            try:
+                async with receive:
+                    yield receive
+            finally:
+                nursery.cancel_scope.cancel()
+        if failure:
+            raise failure[0]
+
+    async def _run(
+        self,
+        emit: Emit | None,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        system_prompt: str | None,
+        execute_tools: bool,
+        context: Any,
+        max_turns: int | None,
+        tool_timeout: float | None | Literal["default"],
+        parallel_tool_calls: bool,
+        tool_result_role: str,
+        llm_options: Mapping[str, Any],
+    ) -> ChatResult:
+        turns = self.max_turns if max_turns is None else max_turns
+        if turns < 1:
+            raise ConfigError(f"max_turns must be at least 1, got {turns!r}")
+        timeout = self.tool_timeout if tool_timeout == "default" else tool_timeout
+        conversation = [dict(m) for m in messages]
+        if system_prompt:
+            conversation.insert(0, {"role": "system", "content": system_prompt})
+        run = _Run(conversation, context)
+        reason: StopReason = "max_turns"
+        message: dict[str, Any] | None = None
+        pending: tuple[dict[str, Any], ...] = ()
+        while run.turn < turns:
+            run.turn += 1
+            index = self.tool_index()
+            tools = self._tools_for_model(index)
+            completion = await self._ask(emit, run, model, tools, parallel_tool_calls, llm_options)
+            run.usage = _add_usage(run.usage, completion.usage)
+            assistant = completion.message
+            message = assistant.to_dict()
+            message.setdefault("content", None)
+            run.add(message)
+            if self.on_assistant_message is not None:
+                answer = await self._hook(
+                    "on_assistant_message", self.on_assistant_message, message, run.context
+                )
+                run.apply(answer, "on_assistant_message")
+            calls = assistant.tool_calls
+            if run.stop:
+                reason = "stopped_by_hook"
+                if not calls:
+                    break
+            if not calls:
+                reason = "answered"
+                break
+            if not execute_tools:
+                reason = "tool_calls_returned"
+                pending = tuple(call.to_dict() for call in calls)
+                break
+            results = await self._run_tools(emit, run, calls, index, timeout, parallel_tool_calls)
+            await self._add_results(run, results, tool_result_role)
+            if emit is not None:
+                emit(TurnFinished(run.turn, message))
+            if run.stop:
+                reason = "stopped_by_hook"
+                break
+        result = ChatResult(
+            message=message,
+            messages=tuple(run.added),
+            tool_calls=tuple(run.results),
+            usage=run.usage,
+            stop_reason=reason,
+            turns=run.turn,
+            context=run.context,
+            pending_tool_calls=pending,
+        )
+        if emit is not None:
+            emit(ChatFinished(run.turn, result))
+        return result
+
+    async def _ask(
+        self,
+        emit: Emit | None,
+        run: _Run,
+        model: str,
+        tools: list[dict[str, Any]],
+        parallel_tool_calls: bool,
+        llm_options: Mapping[str, Any],
+    ) -> ChatCompletion:
+        options = dict(llm_options)
+        if tools and not parallel_tool_calls:
+            options.setdefault("parallel_tool_calls", False)
+        if not tools:
+            options.pop("tool_choice", None)
+        if emit is None:
+            return await self.client.chat_completion(
+                model=model, messages=run.messages, tools=tools or None, **options
+            )
+        async with self.client.stream_chat(
+            model=model, messages=run.messages, tools=tools or None, **options
+        ) as stream:
+            async for event in stream:
+                if isinstance(event, ContentDelta) and event.text:
+                    emit(TextDelta(run.turn, event.text))
+            return await stream.get_final_completion()
+
+    async def _hook(self, label: str, hook: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return await call_hook(hook, *args)
+        except Exception as exc:
+            exc.add_note(f"raised by the {label} hook ({describe(hook)})")
+            raise
+
+    # -- tools
+
+    async def _run_tools(
+        self,
+        emit: Emit | None,
+        run: _Run,
+        calls: Sequence[ToolCall],
+        index: ToolIndex,
+        timeout: float | None,
+        parallel: bool,
+    ) -> list[ToolResult]:
+        results: list[ToolResult | None] = [None] * len(calls)
+
+        async def one(position: int, call: ToolCall) -> None:
+            results[position] = await self._run_tool(emit, run, call, index, timeout)
+
+        if parallel and len(calls) > 1:
+            async with trio.open_nursery() as nursery:
+                for position, call in enumerate(calls):
+                    nursery.start_soon(one, position, call)
+        else:
+            for position, call in enumerate(calls):
+                await one(position, call)
+        done = [r for r in results if r is not None]
+        assert len(done) == len(calls)
+        return done
+
+    async def _run_tool(
+        self,
+        emit: Emit | None,
+        run: _Run,
+        call: ToolCall,
+        index: ToolIndex,
+        timeout: float | None,
+    ) -> ToolResult:
+        start = trio.current_time()
+        name = call.name
+        ref = index.get(name)
+        server = ref.server if ref is not None else None
+        arguments, problem = _parse_arguments(call)
+        if emit is not None:
+            emit(ToolStarted(run.turn, call.id, name, arguments))
+        if telemetry.enabled():
+            telemetry.emit(telemetry.ToolCallStarted(tool=name, server=server, call_id=call.id))
+
+        def finish(
+            content: str,
+            outcome: ToolOutcome,
+            raw: Any = None,
+            error: BaseException | None = None,
+            server: str | None = server,
+            args: Mapping[str, Any] | None = arguments,
+        ) -> ToolResult:
+            result = ToolResult(
+                tool_call_id=call.id,
+                name=name,
+                server=server,
+                arguments=args,
+                content=content,
+                outcome=outcome,
+                raw=raw,
+                error=error,
+                duration=trio.current_time() - start,
+            )
+            if telemetry.enabled():
+                telemetry.emit(
+                    telemetry.ToolCallFinished(
+                        tool=name,
+                        server=server,
+                        outcome=outcome,
+                        duration=result.duration,
+                        call_id=call.id,
+                        error=error,
+                    )
+                )
+            if emit is not None:
+                emit(ToolFinished(run.turn, result))
+            return result
+
+        if problem is not None:
+            return finish(f"Error: {problem}", "bad_arguments", args=None)
+        assert arguments is not None
+        if ref is not None and not self._allowed(ref):
+            ref = None
+        if ref is None and self.custom_tool_executor is None:
+            return finish(self._unknown(name, index), "unknown_tool", server=None)
+        if self.before_tool_call is not None:
+            verdict = await self._hook(
+                "before_tool_call", self.before_tool_call, name, dict(arguments), run.context
+            )
+            if isinstance(verdict, Deny):
+                return finish(f"Error: the call was not run: {verdict.reason}", "denied")
+            if isinstance(verdict, Rewrite):
+                arguments = dict(verdict.arguments)
+            elif verdict is not None and not isinstance(verdict, Approve):
+                raise ConfigError(
+                    f"the before_tool_call hook returned {verdict!r}; "
+                    "return None, Approve(), Deny(reason) or Rewrite(arguments)"
+                )
+        try:
+            with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+                handled, value = await self._execute(name, arguments, ref, run.context)
+        except ServerUnavailableError as exc:
+            return finish(f"Error: the tool's server is not available: {exc}", "unavailable", error=exc)
+        except (McpError, TransportError, OpexError) as exc:
+            return finish(f"Error: the tool call failed: {exc}", "error", error=exc)
+        except Exception as exc:
+            logger.exception("the tool %r raised", name)
+            return finish(f"Error: the tool failed: {exc}", "error", error=exc)
+        if scope.cancelled_caught:
+            return finish(f"Error: the tool did not finish within {timeout:g} s", "timeout")
+        if not handled:
+            return finish(self._unknown(name, index), "unknown_tool", server=None)
+        content = tool_message_content(value, max_chars=self.max_result_chars)
+        failed = isinstance(value, CallToolResult) and value.is_error
+        return finish(content, "error" if failed else "ok", raw=value)
+
+    async def _execute(
+        self, name: str, arguments: dict[str, Any], ref: ToolRef | None, context: Any
+    ) -> tuple[bool, Any]:
+        """Run one call: the program's executor first, then the MCP server."""
+        if self.custom_tool_executor is not None:
+            try:
+                value = await call_hook(self.custom_tool_executor, name, arguments, context)
+            except NotMine:
+                value = NOT_MINE
+            if value is not NOT_MINE:
+                return True, value
+        if ref is None or ref.server is None or self.mcp is None:
+            return False, None
+        result = await self.mcp.call_tool(
+            ref.server, ref.original_name, ref.call_arguments(arguments), timeout=None
+        )
+        return True, result
+
+    def _unknown(self, name: str, index: ToolIndex) -> str:
+        known = sorted(ref.name for ref in index.values() if self._allowed(ref))
+        listing = ", ".join(known[:50]) + (" ..." if len(known) > 50 else "")
+        return f"Error: there is no tool named {name!r}. Available tools: {listing or 'none'}"
+
+    async def _add_results(
+        self, run: _Run, results: list[ToolResult], role: str
+    ) -> None:
+        images: list[dict[str, Any]] = []
+        for result in results:
+            if role == "tool":
+                message = {
+                    "role": "tool",
+                    "tool_call_id": result.tool_call_id,
+                    "content": result.content,
+                }
+            else:
+                message = {
+                    "role": role,
+                    "content": f"[result of tool {result.name}, call {result.tool_call_id}]\n"
+                    + result.content,
+                }
+            run.add(message)
+            run.results.append(result)
+            if self.tool_images == "attach":
+                images.extend(image_parts(result.raw))
+        if images:
+            run.add(
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "Images returned by the tools:"}, *images],
+                }
+            )
+        if self.on_tool_result is not None:
+            for result in results:
+                answer = await self._hook(
+                    "on_tool_result",
+                    self.on_tool_result,
+                    result.tool_call_id,
+                    result.name,
+                    result,
+                    run.context,
+                )
+                run.apply(answer, "on_tool_result")
+
+
+def _parse_arguments(call: ToolCall) -> tuple[dict[str, Any] | None, str | None]:
+    text = call.arguments
+    if not text.strip():
+        return {}, None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return None, (
+            f"the arguments of tool {call.name!r} are not valid JSON ({exc}); "
+            "send a JSON object"
+        )
+    if not isinstance(value, dict):
+        return None, (
+            f"the arguments of tool {call.name!r} must be a JSON object, "
+            f"got {type(value).__name__}"
+        )
+    return value, None
