@@ -978,8 +978,12 @@ def normalize_schema(
         raise ConfigError(
             f"an input schema must be a JSON object, got {type(schema).__name__}: {schema!r:.80}"
         )
-    walker = _Normalizer(schema, max_ref_depth)
-    out, _ = walker.schema(schema, "", 0, (id(schema),))
+    try:
+        walker = _Normalizer(schema, max_ref_depth)
+        out, _ = walker.schema(schema, "", 0, (id(schema),))
+    except RecursionError as exc:
+        # Only values the walk copies whole (``default``, ``enum``) can get here.
+        raise ConfigError("the input schema is nested too deeply") from exc
     kinds = out.get("type")
     if isinstance(kinds, str) and kinds != "object":
         raise ConfigError(f"the input schema has type {kinds!r}; tool arguments are an object")

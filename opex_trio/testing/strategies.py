@@ -241,9 +241,13 @@ class _SchemaWriter:
             node[key] = value
         return node
 
-    # owner: index of the definition being written (-1 for the root). In a
-    # mandatory position (one every instance must go through) a reference may
-    # only lead to a later definition, so every schema has finite instances.
+    # owner: index of the definition being written (-1 for the root). free: the
+    # position is inside an optional part of the instance (a property that is
+    # not required, array items, ...). Elsewhere a reference may only lead to a
+    # later definition, so that every schema has finite instances and no
+    # reference cycle applies a schema to the same instance over and over
+    # (which validators cannot finish). Keywords applied in place (anyOf, not,
+    # if, ...) pass ``free`` on unchanged.
     def schema(self, depth: int, owner: int, free: bool) -> Any:
         if self.strict:
             return self.strict_schema(depth)
@@ -344,7 +348,9 @@ class _SchemaWriter:
             f"#/{self.defs_key}/{_pointer_token(self.def_names[i])}" for i in allowed
         ]
         if free:
-            options += ["#", "#/properties/a"]
+            options.append("#")
+        if free and owner >= 0:
+            options.append("#/properties/a")
         if self.flip(0.1):
             options += [f"#/{self.defs_key}/Missing", "https://example.com/schema.json", "#nowhere"]
         if not options:
@@ -441,10 +447,10 @@ class _SchemaWriter:
                 {"oneOf": [self.schema(depth + 1, owner, free) for _ in range(self.pick([1, 2]))]}
             )
         if kind == "not":
-            return self.annotate({"not": self.schema(depth + 1, owner, True)})
+            return self.annotate({"not": self.schema(depth + 1, owner, free)})
         if self.dialect == "draft-04":
             return self.annotate({})
-        node: dict[str, Any] = {"if": self.schema(depth + 1, owner, True)}
+        node: dict[str, Any] = {"if": self.schema(depth + 1, owner, free)}
         if self.flip(0.8):
             node["then"] = self.schema(depth + 1, owner, free)
         if self.flip(0.6):
@@ -468,7 +474,7 @@ class _SchemaWriter:
             )
             return self.annotate(other)
         return self.annotate(
-            {"properties": {"a": self.schema(depth + 1, owner, True)}, "required": ["a"]}
+            {"properties": {"a": self.schema(depth + 1, owner, False)}, "required": ["a"]}
         )
 
     # -- the strict subset

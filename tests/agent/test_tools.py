@@ -40,7 +40,11 @@ from opex_trio.testing.strategies import (
 OBJECT = {"type": "object", "properties": {}}
 # Schema drawing rejects now and then (a draw that cannot finish); that is expected.
 PROPERTY_SETTINGS = settings(
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ]
 )
 
 
@@ -850,6 +854,14 @@ def test_deep_nesting_is_loosened_not_a_crash() -> None:
         node = child
     out = normalize_schema(schema)
     assert out["type"] == "object"
+
+
+def test_deeply_nested_values_are_a_config_error() -> None:
+    value: Any = []
+    for _ in range(5000):
+        value = [value]
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        normalize_schema({"type": "object", "default": value})
 
 
 def test_input_is_not_modified() -> None:
