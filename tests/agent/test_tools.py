@@ -1142,3 +1142,72 @@ def test_tools_module_imports_only_what_the_agent_layer_allows() -> None:
             else:
                 assert node.module is not None
                 assert node.module.split(".")[0] in allowed, node.module
+
+
+# ----------------------------------------------------------------------------- schemas as generators write them
+
+
+def test_a_pydantic_style_schema() -> None:
+    schema = {
+        "$defs": {
+            "Unit": {"enum": ["c", "f"], "title": "Unit", "type": "string"},
+        },
+        "properties": {
+            "city": {"title": "City", "type": "string"},
+            "unit": {"anyOf": [{"$ref": "#/$defs/Unit"}, {"type": "null"}], "default": None},
+            "days": {"default": 1, "title": "Days", "type": "integer", "maximum": 7},
+        },
+        "required": ["city"],
+        "title": "ForecastArgs",
+        "type": "object",
+    }
+    normalized = normalize_schema(schema)
+    assert normalized["properties"]["unit"] == {
+        "anyOf": [{"enum": ["c", "f"], "title": "Unit", "type": "string"}, {"type": "null"}],
+        "default": None,
+    }
+    assert make_strict(normalized) == {
+        "type": "object",
+        "properties": {
+            "city": {"title": "City", "type": "string"},
+            "unit": {
+                "anyOf": [{"enum": ["c", "f"], "title": "Unit", "type": "string"}, {"type": "null"}]
+            },
+            "days": {"title": "Days", "type": ["integer", "null"], "maximum": 7},
+        },
+        "required": ["city", "unit", "days"],
+        "title": "ForecastArgs",
+        "additionalProperties": False,
+    }
+    ref = ToolIndex([("w", tool("forecast", schema))], strict=True)["forecast"]
+    assert ref.call_arguments({"city": "Oslo", "unit": None, "days": None}) == {
+        "city": "Oslo",
+        "unit": None,
+    }
+
+
+def test_a_zod_style_schema() -> None:
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$ref": "#/definitions/Args",
+        "definitions": {
+            "Args": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "minLength": 1},
+                    "backup": {"$ref": "#/definitions/Args/properties/path"},
+                },
+                "required": ["path"],
+                "additionalProperties": False,
+            }
+        },
+    }
+    assert normalize_schema(schema) == {
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "minLength": 1},
+            "backup": {"type": "string", "minLength": 1},
+        },
+        "required": ["path"],
+        "additionalProperties": False,
+    }

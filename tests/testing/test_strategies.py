@@ -31,6 +31,7 @@ RELAXED = settings(
 )
 
 
+@pytest.mark.fuzz
 @RELAXED
 @given(tool_input_schemas())
 def test_schemas_are_valid_in_their_dialect(schema: dict[str, Any]) -> None:
@@ -41,7 +42,7 @@ def test_schemas_are_valid_in_their_dialect(schema: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("dialect", list(DIALECTS))
 def test_every_dialect_can_be_drawn(dialect: str) -> None:
-    @RELAXED
+    @settings(RELAXED, max_examples=10)
     @given(tool_input_schemas(dialects=[dialect]))
     def check(schema: dict[str, Any]) -> None:
         assert schema.get("$schema") == DIALECTS[dialect]
