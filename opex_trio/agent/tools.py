@@ -36,7 +36,7 @@ Naming rule (applied to the whole set at once, so input order never matters):
    are cut and get ``_`` and 8 hex digits of a SHA-256 of ``(server, name)``.
 
 The same set of tools always gets the same names, and a tool added to one
-server renames another tool only when it takes the bare name the other had.
+server renames another tool only when both want the same name.
 
 Nothing here does IO; the functions are pure and the objects immutable.
 """
@@ -58,6 +58,7 @@ from ..errors import ConfigError, UnknownToolError
 from ..protocol.types import Tool
 
 __all__ = [
+    "DEFAULT_MAX_REF_DEPTH",
     "MAX_TOOL_NAME_LENGTH",
     "TOOL_NAME_PATTERN",
     "SkippedTool",
@@ -265,7 +266,7 @@ class ToolIndex(Mapping[str, ToolRef]):
             ref = _make_ref(name, entry, strict)
             self._refs[name] = ref
             self._by_origin[(entry.server, entry.tool.name)] = name
-        self.skipped: tuple[SkippedTool, ...] = tuple(skipped)
+        self._skipped = tuple(skipped)
 
     @classmethod
     def from_servers(
@@ -297,6 +298,11 @@ class ToolIndex(Mapping[str, ToolRef]):
 
     def __repr__(self) -> str:
         return f"ToolIndex({list(self._refs)!r})"
+
+    @property
+    def skipped(self) -> tuple[SkippedTool, ...]:
+        """The MCP tools left out, with the reason for each."""
+        return self._skipped
 
     def resolve(self, name: str) -> ToolRef:
         """The tool exposed as ``name``; :class:`~opex_trio.errors.UnknownToolError` if none."""
