@@ -21,6 +21,7 @@ specific class below, with the original chained as ``__cause__``.
     │       ├── SessionExpiredError           an HTTP server forgot our session (404)
     │       └── HealthCheckError              a managed server failed its health checks
     ├── ServerUnavailableError                a managed server is restarting, failed or removed
+    ├── UnknownToolError (KeyError)           no tool is exposed under the name asked for
     ├── SupervisionError                      a supervised task exceeded its restart intensity
     └── LLMError                              the OpenAI-compatible API
         ├── APIStatusError                    an error status, or an error in a 200 body
@@ -82,6 +83,7 @@ __all__ = [
     "TransportBrokenError",
     "TransportClosedError",
     "TransportError",
+    "UnknownToolError",
     "VersionNegotiationError",
 ]
 
@@ -279,6 +281,24 @@ class ServerUnavailableError(OpexError):
         self.server = server
         self.state = state
         self.last_error = last_error
+
+
+class UnknownToolError(OpexError, KeyError):
+    """No tool is exposed under the name asked for.
+
+    Models sometimes call tools that do not exist; the chat loop turns this
+    error into a tool message the model reads. ``name`` is the name asked for
+    and ``server`` the server, when the lookup was by server and original name.
+    """
+
+    def __init__(self, message: str, *, name: str, server: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.server = server
+
+    def __str__(self) -> str:
+        # KeyError shows the repr of its argument; a message reads better as it is.
+        return str(self.args[0])
 
 
 class SupervisionError(OpexError):
