@@ -309,10 +309,14 @@ class Chat:
 
     def tool_index(self) -> ToolIndex:
         """Every tool the model may use now (rebuilt when the servers' tools change)."""
-        registry = self.mcp.tools(*self.servers) if self.mcp is not None else {}
-        if self.mcp is not None and self.servers is not None:
-            registry = {k: v for k, v in registry.items() if v.server in self.servers}
-        key = tuple((r.server, id(r.tool)) for r in registry.values())
+        registry = {}
+        if self.mcp is not None:
+            registry = self.mcp.tools(*self.servers) if self.servers else self.mcp.tools()
+            if self.servers is not None:
+                registry = {k: v for k, v in registry.items() if v.server in self.servers}
+        # Comparing the tuples is cheap when nothing changed: the tool objects
+        # are the same ones, and equality checks identity first.
+        key = tuple((r.server, r.tool) for r in registry.values())
         if self._index is not None and key == self._index_key:
             return self._index
         by_server: dict[str, list[Tool]] = {}
@@ -348,7 +352,7 @@ class Chat:
         execute_tools: bool = True,
         context: Any = None,
         max_turns: int | None = None,
-        tool_timeout: float | None | Literal["default"] = "default",
+        tool_timeout: float | Literal["default"] | None = "default",
         parallel_tool_calls: bool = True,
         tool_result_role: str = "tool",
         **llm_options: Any,
@@ -383,7 +387,7 @@ class Chat:
         execute_tools: bool = True,
         context: Any = None,
         max_turns: int | None = None,
-        tool_timeout: float | None | Literal["default"] = "default",
+        tool_timeout: float | Literal["default"] | None = "default",
         parallel_tool_calls: bool = True,
         tool_result_role: str = "tool",
         buffer: int = 1024,
@@ -451,7 +455,7 @@ class Chat:
         execute_tools: bool,
         context: Any,
         max_turns: int | None,
-        tool_timeout: float | None | Literal["default"],
+        tool_timeout: float | Literal["default"] | None,
         parallel_tool_calls: bool,
         tool_result_role: str,
         llm_options: Mapping[str, Any],
@@ -651,7 +655,9 @@ class Chat:
             with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
                 handled, value = await self._execute(name, arguments, ref, run.context)
         except ServerUnavailableError as exc:
-            return finish(f"Error: the tool's server is not available: {exc}", "unavailable", error=exc)
+            return finish(
+                f"Error: the tool's server is not available: {exc}", "unavailable", error=exc
+            )
         except (McpError, TransportError, OpexError) as exc:
             return finish(f"Error: the tool call failed: {exc}", "error", error=exc)
         except Exception as exc:
@@ -688,9 +694,7 @@ class Chat:
         listing = ", ".join(known[:50]) + (" ..." if len(known) > 50 else "")
         return f"Error: there is no tool named {name!r}. Available tools: {listing or 'none'}"
 
-    async def _add_results(
-        self, run: _Run, results: list[ToolResult], role: str
-    ) -> None:
+    async def _add_results(self, run: _Run, results: list[ToolResult], role: str) -> None:
         images: list[dict[str, Any]] = []
         for result in results:
             if role == "tool":
@@ -737,12 +741,10 @@ def _parse_arguments(call: ToolCall) -> tuple[dict[str, Any] | None, str | None]
         value = json.loads(text)
     except ValueError as exc:
         return None, (
-            f"the arguments of tool {call.name!r} are not valid JSON ({exc}); "
-            "send a JSON object"
+            f"the arguments of tool {call.name!r} are not valid JSON ({exc}); send a JSON object"
         )
     if not isinstance(value, dict):
         return None, (
-            f"the arguments of tool {call.name!r} must be a JSON object, "
-            f"got {type(value).__name__}"
+            f"the arguments of tool {call.name!r} must be a JSON object, got {type(value).__name__}"
         )
     return value, None

@@ -46,10 +46,10 @@ def _describe_block(block: Any) -> str:
     if isinstance(block, AudioContent):
         return f"[audio: {block.mime_type}, {_size(block.data)} bytes]"
     if isinstance(block, ResourceLink):
-        details = ", ".join(
-            x for x in (block.mime_type, block.description or block.title) if x
+        details = ", ".join(x for x in (block.mime_type, block.description or block.title) if x)
+        return f"[resource link: {block.name} <{block.uri}>" + (
+            f" ({details})]" if details else "]"
         )
-        return f"[resource link: {block.name} <{block.uri}>" + (f" ({details})]" if details else "]")
     if isinstance(block, EmbeddedResource):
         resource = block.resource
         if isinstance(resource, TextResourceContents):

@@ -68,7 +68,10 @@ NOT_MINE: Final = _NotMine()
 
 
 class NotMine(Exception):
-    """Raised by a ``custom_tool_executor`` for a tool it does not handle (like :data:`NOT_MINE`)."""
+    """Raised by a ``custom_tool_executor`` for a tool it does not handle.
+
+    It means the same as returning :data:`NOT_MINE`.
+    """
 
 
 @attrs.frozen

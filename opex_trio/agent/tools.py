@@ -23,20 +23,11 @@ with pure functions and one pure object:
   gives each one a unique, stable, provider-valid name, converts it, and maps
   the names the model uses back to ``(server, original name)``.
 
-Naming rule (applied to the whole set at once, so input order never matters):
-
-1. The program's own tools keep their names; an invalid or duplicate one is a
-   :class:`~opex_trio.errors.ConfigError`. They win every collision.
-2. An MCP tool is exposed under its bare name, made valid (each run of other
-   characters becomes ``_``, accents are stripped), when no other tool wants
-   the same name; a name that was valid as it is beats names that only become
-   equal to it once made valid.
-3. Tools still colliding get the server id as a prefix: ``server__tool``.
-4. Names still colliding, over 64 characters, or with no letter or digit left
-   are cut and get ``_`` and 8 hex digits of a SHA-256 of ``(server, name)``.
-
-The same set of tools always gets the same names, and a tool added to one
-server renames another tool only when both want the same name.
+Names follow the rule of :mod:`opex_trio.mcp.naming` (the session manager's
+registry uses the same one): the program's own tools keep their names and win
+every collision, an MCP tool keeps its name made valid when nobody else wants
+it, then ``server__tool``, then a cut name with a short hash. The same set of
+tools always gets the same names, whatever the order.
 
 Nothing here does IO; the functions are pure and the objects immutable.
 """
@@ -44,17 +35,20 @@ Nothing here does IO; the functions are pure and the objects immutable.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import re
-import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 from urllib.parse import unquote, urldefrag, urljoin
 
 import attrs
 
 from ..errors import ConfigError, UnknownToolError
+from ..mcp.naming import (
+    MAX_TOOL_NAME_LENGTH,
+    TOOL_NAME_PATTERN,
+    assign_names,
+    is_valid_tool_name,
+    sanitize_tool_name,
+)
 from ..protocol.types import Tool
 
 __all__ = [
@@ -71,12 +65,6 @@ __all__ = [
     "sanitize_tool_name",
 ]
 
-MAX_TOOL_NAME_LENGTH: Final = 64
-"""The longest tool name OpenAI-compatible providers accept."""
-
-TOOL_NAME_PATTERN: Final = re.compile(r"^[a-zA-Z0-9_-]{1,64}\Z")
-"""What a tool name sent to a provider must match."""
-
 DEFAULT_MAX_REF_DEPTH: Final = 3
 """How many times one recursive ``$ref`` is unrolled inside itself before it becomes ``{}``."""
 
@@ -85,48 +73,6 @@ DEFAULT_MAX_REF_DEPTH: Final = 3
 _MAX_REF_EXPANSIONS: Final = 1000
 # Nesting beyond this is loosened to ``{}`` instead of exhausting the stack.
 _MAX_NESTING: Final = 64
-
-_HASH_DIGITS: Final = 8
-_SEPARATOR: Final = "__"
-_PREFIX_IN_HASHED_NAME: Final = 16
-
-# --------------------------------------------------------------------------- names
-
-
-def sanitize_tool_name(name: str) -> str:
-    """Make ``name`` match the allowed characters ``[a-zA-Z0-9_-]``.
-
-    Accents are stripped (``café`` becomes ``cafe``); each run of other
-    characters becomes one ``_``. The length is not changed beyond that, and an
-    empty name stays empty: :class:`ToolIndex` handles both.
-    """
-    out: list[str] = []
-    replaced = False
-    for char in name:
-        if _valid_char(char):
-            out.append(char)
-            replaced = False
-            continue
-        ascii_part = "".join(c for c in unicodedata.normalize("NFKD", char) if _valid_char(c))
-        if ascii_part:
-            out.append(ascii_part)
-            replaced = False
-        elif not replaced:
-            out.append("_")
-            replaced = True
-    return "".join(out)
-
-
-def _valid_char(char: str) -> bool:
-    return char.isascii() and (char.isalnum() or char in "_-")
-
-
-def _is_valid_name(name: str) -> bool:
-    return TOOL_NAME_PATTERN.match(name) is not None
-
-
-def _digest(server: str | None, name: str) -> str:
-    return hashlib.sha256(json.dumps([server, name]).encode()).hexdigest()
 
 
 @attrs.frozen
@@ -258,7 +204,9 @@ class ToolIndex(Mapping[str, ToolRef]):
                 continue
             mcp[(server, spec.name)] = _Entry(server, spec, None, normalized)
 
-        names = _assign_names(custom, sorted(mcp.values(), key=lambda e: e.key))
+        names = assign_names(
+            [e.tool.name for e in custom], [(e.server or "", e.tool.name) for e in mcp.values()]
+        )
         self._refs: dict[str, ToolRef] = {}
         self._by_origin: dict[tuple[str | None, str], str] = {}
         for entry in custom + sorted(mcp.values(), key=lambda e: e.key):
@@ -349,7 +297,7 @@ def _custom_entry(spec: Any, max_ref_depth: int) -> _Entry:
         raise ConfigError(
             f"a custom tool must be a Tool or an OpenAI tool dict, got {type(spec).__name__}"
         )
-    if not _is_valid_name(tool.name):
+    if not is_valid_tool_name(tool.name):
         raise ConfigError(
             f"custom tool name {tool.name!r} is not valid: it must match "
             f"{TOOL_NAME_PATTERN.pattern} (letters, digits, '_' or '-', at most 64)"
@@ -373,81 +321,6 @@ def _make_ref(name: str, entry: _Entry, default_strict: bool) -> ToolRef:
                 f"but its schema cannot be made strict: {problem}"
             )
     return ToolRef(name, entry.server, entry.tool, entry.normalized, entry.normalized, False)
-
-
-def _assign_names(
-    custom: Sequence[_Entry], mcp: Sequence[_Entry]
-) -> dict[tuple[str | None, str], str]:
-    """Apply the naming rule; ``mcp`` is sorted by (server, name)."""
-    names: dict[tuple[str | None, str], str] = {
-        (e.server, e.tool.name): e.tool.name for e in custom
-    }
-    taken = set(names.values())
-
-    bare: dict[tuple[str | None, str], str] = {}
-    prefixed: dict[tuple[str | None, str], str] = {}
-    exact: set[tuple[str | None, str]] = set()
-    opaque: set[tuple[str | None, str]] = set()
-    for entry in mcp:
-        key = (entry.server, entry.tool.name)
-        base = sanitize_tool_name(entry.tool.name)
-        if not any(c.isalnum() for c in base):
-            opaque.add(key)
-            continue
-        bare[key] = base
-        prefixed[key] = _server_prefix(entry.server) + _SEPARATOR + base
-        if base == entry.tool.name:
-            exact.add(key)
-
-    for candidates in (bare, prefixed):
-        pending = {k: v for k, v in candidates.items() if k not in names}
-        granted = _grant(pending, exact, taken)
-        names.update(granted)
-        taken.update(granted.values())
-
-    for entry in mcp:
-        key = (entry.server, entry.tool.name)
-        if key in names:
-            continue
-        stem = _server_prefix(entry.server)[:_PREFIX_IN_HASHED_NAME] + _SEPARATOR
-        stem += sanitize_tool_name(entry.tool.name) if key not in opaque else "tool"
-        digest = _digest(entry.server, entry.tool.name)
-        for digits in (_HASH_DIGITS, 16, 32, MAX_TOOL_NAME_LENGTH - 1):
-            room = MAX_TOOL_NAME_LENGTH - 1 - digits
-            candidate = f"{stem[:room]}_{digest[:digits]}"
-            if candidate not in taken:
-                break
-        else:  # pragma: no cover - needs a SHA-256 collision on 63 hex digits
-            raise AssertionError(f"no unique name for tool {entry.tool.name!r}")
-        names[key] = candidate
-        taken.add(candidate)
-    return names
-
-
-def _server_prefix(server: str | None) -> str:
-    prefix = sanitize_tool_name(server or "")
-    return prefix if any(c.isalnum() for c in prefix) else "server"
-
-
-def _grant(
-    candidates: Mapping[tuple[str | None, str], str],
-    exact: set[tuple[str | None, str]],
-    taken: set[str],
-) -> dict[tuple[str | None, str], str]:
-    groups: dict[str, list[tuple[str | None, str]]] = {}
-    for key, name in candidates.items():
-        groups.setdefault(name, []).append(key)
-    granted: dict[tuple[str | None, str], str] = {}
-    for name, keys in groups.items():
-        if name in taken or len(name) > MAX_TOOL_NAME_LENGTH:
-            continue
-        if len(keys) == 1:
-            granted[keys[0]] = name
-            continue
-        exact_keys = [k for k in keys if k in exact]
-        if len(exact_keys) == 1:
-            granted[exact_keys[0]] = name
-    return granted
 
 
 # --------------------------------------------------------------------------- tool conversion
@@ -496,7 +369,7 @@ def mcp_tool_to_openai(
     schema that accepts no object.
     """
     exposed = tool.name if name is None else name
-    if not _is_valid_name(exposed):
+    if not is_valid_tool_name(exposed):
         raise ConfigError(
             f"tool name {exposed!r} is not valid: it must match {TOOL_NAME_PATTERN.pattern}; "
             "ToolIndex gives tools valid names"
@@ -532,7 +405,7 @@ def openai_tool_to_mcp(tool: Mapping[str, Any]) -> Tool:
     name = function.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"tool {label}: 'name' must be a non-empty string")
-    if not _is_valid_name(name):
+    if not is_valid_tool_name(name):
         raise ConfigError(
             f"tool name {name!r} is not valid: it must match {TOOL_NAME_PATTERN.pattern}"
         )
