@@ -488,9 +488,11 @@ class Chat:
                 run.apply(answer, "on_assistant_message")
             calls = assistant.tool_calls
             if run.stop:
+                # The hook ends the chat here; tool calls it carries are not
+                # run but handed back, as with execute_tools=False.
                 reason = "stopped_by_hook"
-                if not calls:
-                    break
+                pending = tuple(call.to_dict() for call in calls)
+                break
             if not calls:
                 reason = "answered"
                 break
@@ -499,10 +501,10 @@ class Chat:
                 pending = tuple(call.to_dict() for call in calls)
                 break
             results = await self._run_tools(emit, run, calls, index, timeout, parallel_tool_calls)
-            await self._add_results(run, results, tool_result_role)
+            stop = await self._add_results(run, results, tool_result_role)
             if emit is not None:
                 emit(TurnFinished(run.turn, message))
-            if run.stop:
+            if stop:
                 reason = "stopped_by_hook"
                 break
         result = ChatResult(
@@ -694,7 +696,8 @@ class Chat:
         listing = ", ".join(known[:50]) + (" ..." if len(known) > 50 else "")
         return f"Error: there is no tool named {name!r}. Available tools: {listing or 'none'}"
 
-    async def _add_results(self, run: _Run, results: list[ToolResult], role: str) -> None:
+    async def _add_results(self, run: _Run, results: list[ToolResult], role: str) -> bool:
+        """Add the tool messages and run ``on_tool_result``; True when a hook said stop."""
         images: list[dict[str, Any]] = []
         for result in results:
             if role == "tool":
@@ -731,6 +734,7 @@ class Chat:
                     run.context,
                 )
                 run.apply(answer, "on_tool_result")
+        return run.stop
 
 
 def _parse_arguments(call: ToolCall) -> tuple[dict[str, Any] | None, str | None]:

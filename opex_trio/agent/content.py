@@ -34,8 +34,9 @@ __all__ = ["image_parts", "tool_message_content", "truncate"]
 
 
 def _size(data: str) -> int:
-    """Bytes a base64 string decodes to (about)."""
-    return len(data) * 3 // 4
+    """Bytes a base64 string decodes to."""
+    data = data.strip()
+    return len(data) * 3 // 4 - (len(data) - len(data.rstrip("=")))
 
 
 def _describe_block(block: Any) -> str:
