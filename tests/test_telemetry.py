@@ -331,11 +331,18 @@ class Recorder:
 
 
 @pytest.fixture
-def otel() -> Iterator[Recorder]:
-    recorder = Recorder()
+def recorder() -> Iterator[Recorder]:
+    # Made by a fixture, not in a test's body, so that a missing SDK skips the
+    # test with its reason (a skip raised inside trio.run loses it).
+    made = Recorder()
+    yield made
+    made.provider.shutdown()
+
+
+@pytest.fixture
+def otel(recorder: Recorder) -> Iterator[Recorder]:
     with telemetry.instrument(recorder.provider):
         yield recorder
-    recorder.provider.shutdown()
 
 
 def length(span: ReadableSpan) -> int:
@@ -459,9 +466,8 @@ async def test_a_stream_span_has_its_time_to_first_chunk(
 
 
 async def test_the_provider_name_can_be_given(
-    autojump_clock: MockClock, llm_server: LLMTestServer
+    autojump_clock: MockClock, llm_server: LLMTestServer, recorder: Recorder
 ) -> None:
-    recorder = Recorder()
     with trio.fail_after(BOUND), telemetry.instrument(recorder.provider, provider_name="llama.cpp"):
         async with make_client(llm_server) as client:
             await client.chat_completion(model="m", messages=USER)
@@ -588,8 +594,9 @@ async def test_tool_spans_pair_by_call_and_nest_in_the_current_span(
         assert span.parent.span_id == parent.get_span_context().span_id
 
 
-async def test_closing_the_instrumentation_ends_open_spans(autojump_clock: MockClock) -> None:
-    recorder = Recorder()
+async def test_closing_the_instrumentation_ends_open_spans(
+    autojump_clock: MockClock, recorder: Recorder
+) -> None:
     with telemetry.instrument(recorder.provider):
         telemetry.emit(ToolCallStarted(tool="t", server=None, call_id="x"))
     [span] = recorder.spans()
