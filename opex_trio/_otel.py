@@ -107,8 +107,9 @@ MAX_OPEN: Final = 10_000
 
 _TRACER_NAME: Final = "opex_trio"
 
-# Well-known gen_ai.provider.name values by API host (a host matches its own
-# name and every subdomain; Vertex AI's regional hosts end in -aiplatform).
+# Well-known gen_ai.provider.name values by API host. A host matches its own
+# name, its subdomains, and names that end in "-" and it (Vertex AI's regional
+# hosts are us-central1-aiplatform.googleapis.com and the like).
 _PROVIDERS: Final = (
     ("api.openai.com", "openai"),
     ("openai.azure.com", "azure.ai.openai"),
