@@ -110,7 +110,18 @@ LAYERS = (
         {*BASE, "opex_trio.llm", "opex_trio.mcp", "opex_trio.protocol"},
     ),
     layer("opex_trio.supervision", {"trio", *ATTRS}, set(BASE)),
-    layer("opex_trio.telemetry", {"trio", "opentelemetry", *ATTRS}, {"opex_trio._version"}),
+    # The events and subscriptions; instrument() loads _otel lazily, and only
+    # _otel imports OpenTelemetry (an optional extra).
+    layer(
+        "opex_trio.telemetry",
+        {"trio", *ATTRS},
+        {"opex_trio._version", "opex_trio.errors", "opex_trio._otel"},
+    ),
+    layer(
+        "opex_trio._otel",
+        {"opentelemetry", "trio", *ATTRS},
+        {"opex_trio.telemetry", "opex_trio.errors", "opex_trio._version"},
+    ),
     layer("opex_trio.errors", set(), set()),
     layer("opex_trio._exceptions", {"trio"}, set()),
     layer("opex_trio._version", set(), set()),
@@ -221,6 +232,7 @@ FAKE_TREE = {
     "opex_trio": ("from .llm.client import Client as Client\n", True),
     "opex_trio.errors": ("import enum\n", False),
     "opex_trio.telemetry": ("import attrs\n", False),
+    "opex_trio._otel": ("import opentelemetry.trace\nfrom . import telemetry\n", False),
     "opex_trio.supervision": ("import trio\nfrom . import errors\n", False),
     "opex_trio.protocol": ("", True),
     "opex_trio.protocol.jsonrpc": (
@@ -272,7 +284,11 @@ def test_checker_accepts_a_tree_that_keeps_the_rules() -> None:
         ("opex_trio.agent.chat", "import httpx2\n", "httpx2"),
         ("opex_trio.agent.chat", "from opex_trio import Client\n", "opex_trio"),
         ("opex_trio.supervision", "from .mcp import actor\n", "opex_trio.mcp.actor"),
-        ("opex_trio.telemetry", "from .errors import OpexError\n", "opex_trio.errors"),
+        ("opex_trio.telemetry", "from .supervision import Supervisor\n", "opex_trio.supervision"),
+        ("opex_trio.telemetry", "import opentelemetry\n", "opentelemetry"),
+        ("opex_trio.llm.client", "import opentelemetry.trace\n", "opentelemetry.trace"),
+        ("opex_trio._otel", "from .llm import client\n", "opex_trio.llm.client"),
+        ("opex_trio._otel", "import httpx2\n", "httpx2"),
         ("opex_trio.errors", "import attrs\n", "attrs"),
     ],
 )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import itertools
 import json
 import logging
 import math
@@ -69,6 +70,9 @@ _CLOSE_TIMEOUT = 5.0
 
 # json.loads minus its argument checks: stream events are always str.
 _decode = json.JSONDecoder().decode
+
+# The request_id of each call's telemetry events.
+_request_ids = itertools.count(1)
 
 EventHook: TypeAlias = Callable[[telemetry.TelemetryEvent], object]
 """A callable that receives this client's telemetry events (in the calling task)."""
@@ -361,42 +365,34 @@ class Client:
         body = _encode_body(model, messages, tools, tool_choice, extra, False)
         headers = self._request_headers(self._plain_headers, extra_headers)
         deadline = self._deadline_of(total_timeout)
-        observed = self._observed()
-        if not observed:
+        request_id = next(_request_ids)
+        if not self._observed():
             result, _ = await self._retrying(
-                model, deadline, lambda attempt: self._post(http, body, headers, attempt)
+                model,
+                request_id,
+                deadline,
+                lambda attempt: self._post(http, body, headers, attempt),
             )
             return result
+        attempts = 0
+
+        async def attempt_once(attempt: int) -> ChatCompletion:
+            nonlocal attempts
+            attempts = attempt
+            return await self._post(http, body, headers, attempt)
+
         start = trio.current_time()
-        self._emit(telemetry.LLMRequestStarted(model=model, stream=False, base_url=self._base_url))
-        try:
-            result, attempts = await self._retrying(
-                model, deadline, lambda attempt: self._post(http, body, headers, attempt)
-            )
-        except LLMError as exc:
-            self._emit(
-                telemetry.LLMRequestFinished(
-                    model=model,
-                    stream=False,
-                    outcome=type(exc).__name__,
-                    duration=trio.current_time() - start,
-                    attempts=exc.attempts,
-                    error=exc,
-                )
-            )
-            raise
-        usage = result.usage
         self._emit(
-            telemetry.LLMRequestFinished(
-                model=model,
-                stream=False,
-                outcome="ok",
-                duration=trio.current_time() - start,
-                attempts=attempts,
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
+            telemetry.LLMRequestStarted(
+                request_id=request_id, model=model, stream=False, base_url=self._base_url
             )
         )
+        try:
+            result, attempts = await self._retrying(model, request_id, deadline, attempt_once)
+        except BaseException as exc:
+            self._emit(_finished(request_id, model, False, start, attempts, error=exc))
+            raise
+        self._emit(_finished(request_id, model, False, start, attempts, completion=result))
         return result
 
     async def _post(
@@ -438,6 +434,7 @@ class Client:
     async def _retrying(
         self,
         model: str,
+        request_id: int,
         total_timeout: float | None,
         attempt_once: Callable[[int], Awaitable[_T]],
     ) -> tuple[_T, int]:
@@ -483,6 +480,7 @@ class Client:
                     if self._observed():
                         self._emit(
                             telemetry.LLMRetry(
+                                request_id=request_id,
                                 model=model,
                                 attempt=attempt,
                                 delay=delay,
@@ -533,7 +531,52 @@ class Client:
             extra["stream_options"] = {"include_usage": True}
         body = _encode_body(model, messages, tools, tool_choice, extra, True)
         headers = self._request_headers(self._stream_headers, extra_headers)
-        return ChatStream(self, http, body, headers, model, self._deadline_of(total_timeout))
+        return ChatStream(
+            self, http, body, headers, model, self._deadline_of(total_timeout), next(_request_ids)
+        )
+
+
+def _finished(
+    request_id: int,
+    model: str,
+    stream: bool,
+    start: float,
+    attempts: int,
+    *,
+    completion: ChatCompletion | None = None,
+    error: BaseException | None = None,
+    first_chunk: float | None = None,
+) -> telemetry.LLMRequestFinished:
+    """The end event of a call that began at ``start`` (trio time)."""
+    duration = trio.current_time() - start
+    if completion is None:
+        if isinstance(error, LLMError):
+            attempts = error.attempts
+        return telemetry.LLMRequestFinished(
+            request_id=request_id,
+            model=model,
+            stream=stream,
+            outcome="incomplete" if error is None else type(error).__name__,
+            duration=duration,
+            attempts=attempts,
+            error=error,
+            time_to_first_chunk=first_chunk,
+        )
+    usage = completion.usage
+    return telemetry.LLMRequestFinished(
+        request_id=request_id,
+        model=model,
+        stream=stream,
+        outcome="ok",
+        duration=duration,
+        attempts=attempts,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+        response_model=completion.model,
+        response_id=completion.id,
+        finish_reasons=tuple(c.finish_reason for c in completion.choices if c.finish_reason),
+        time_to_first_chunk=first_chunk,
+    )
 
 
 def _reason(error: LLMError) -> str:
@@ -562,6 +605,7 @@ class ChatStream:
         headers: Any,
         model: str,
         total_timeout: float | None,
+        request_id: int,
     ) -> None:
         self._client = client
         self._http = http
@@ -579,7 +623,9 @@ class ChatStream:
         self._error: BaseException | None = None
         self._attempts = 0
         self._start = 0.0
+        self._first_chunk: float | None = None
         self._observed = False
+        self._request_id = request_id
 
     @property
     def final(self) -> ChatCompletion | None:
@@ -606,18 +652,23 @@ class ChatStream:
         if self._observed:
             client._emit(
                 telemetry.LLMRequestStarted(
-                    model=self._model, stream=True, base_url=client.base_url
+                    request_id=self._request_id,
+                    model=self._model,
+                    stream=True,
+                    base_url=client.base_url,
                 )
             )
         try:
             (self._response, self._sse, self._first), self._attempts = await client._retrying(
-                self._model, self._total_timeout, self._open
+                self._model, self._request_id, self._total_timeout, self._open
             )
         except BaseException as exc:
             self._state = "closed"
             self._error = exc
             self._finished_event()
             raise
+        if self._observed:
+            self._first_chunk = trio.current_time() - self._start
         return self
 
     async def __aexit__(
@@ -637,28 +688,22 @@ class ChatStream:
     def _finished_event(self) -> None:
         if not self._observed:
             return
-        error = self._error
-        if self._final is not None:
-            outcome = "ok"
-        elif error is not None:
-            outcome = type(error).__name__
-        else:
-            outcome = "incomplete"
-        usage = self._final.usage if self._final is not None else None
         self._client._emit(
-            telemetry.LLMRequestFinished(
-                model=self._model,
-                stream=True,
-                outcome=outcome,
-                duration=trio.current_time() - self._start,
-                attempts=error.attempts if isinstance(error, LLMError) else self._attempts,
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
-                error=error if self._final is None else None,
+            _finished(
+                self._request_id,
+                self._model,
+                True,
+                self._start,
+                self._attempts,
+                completion=self._final,
+                error=self._error if self._final is None else None,
+                first_chunk=self._first_chunk,
             )
         )
 
     async def _open(self, attempt: int) -> tuple[httpx2.Response, Any, Any]:
+        # Counted here too, so an end event after a cancellation knows it.
+        self._attempts = attempt
         client = self._client
         url = client._url
         request = self._http.build_request(

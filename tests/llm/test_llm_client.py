@@ -477,11 +477,24 @@ async def test_retries_are_logged_and_emitted(
         async with make_client(llm_server, event_hook=hooked.append) as client:
             await client.chat_completion(model="m", messages=USER)
     assert seen == hooked
+    started = seen[0]
+    assert isinstance(started, telemetry.LLMRequestStarted)
+    rid = started.request_id
+    finished = seen[-1]
+    assert isinstance(finished, telemetry.LLMRequestFinished)
+    assert finished.response_id is not None
     assert seen == [
-        telemetry.LLMRequestStarted(model="m", stream=False, base_url=llm_server.base_url),
-        telemetry.LLMRetry(model="m", attempt=1, delay=5.0, reason="status 429", status=429),
-        telemetry.LLMRetry(model="m", attempt=2, delay=4.0, reason="status 503", status=503),
+        telemetry.LLMRequestStarted(
+            request_id=rid, model="m", stream=False, base_url=llm_server.base_url
+        ),
+        telemetry.LLMRetry(
+            request_id=rid, model="m", attempt=1, delay=5.0, reason="status 429", status=429
+        ),
+        telemetry.LLMRetry(
+            request_id=rid, model="m", attempt=2, delay=4.0, reason="status 503", status=503
+        ),
         telemetry.LLMRequestFinished(
+            request_id=rid,
             model="m",
             stream=False,
             outcome="ok",
@@ -489,6 +502,9 @@ async def test_retries_are_logged_and_emitted(
             attempts=3,
             prompt_tokens=5,
             completion_tokens=7,
+            response_model="m",
+            response_id=finished.response_id,
+            finish_reasons=("stop",),
         ),
     ]
     retries = [

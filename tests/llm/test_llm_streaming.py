@@ -506,10 +506,21 @@ async def test_stream_telemetry(autojump_clock: MockClock, llm_server: LLMTestSe
     seen: list[telemetry.TelemetryEvent] = []
     with trio.fail_after(BOUND), telemetry.subscribe(seen.append):
         await collect(llm_server)
+    started = seen[0]
+    assert isinstance(started, telemetry.LLMRequestStarted)
+    rid = started.request_id
+    finished = seen[-1]
+    assert isinstance(finished, telemetry.LLMRequestFinished)
+    assert finished.response_id is not None
     assert seen == [
-        telemetry.LLMRequestStarted(model="m", stream=True, base_url=llm_server.base_url),
-        telemetry.LLMRetry(model="m", attempt=1, delay=1.0, reason="ReadError", status=None),
+        telemetry.LLMRequestStarted(
+            request_id=rid, model="m", stream=True, base_url=llm_server.base_url
+        ),
+        telemetry.LLMRetry(
+            request_id=rid, model="m", attempt=1, delay=1.0, reason="ReadError", status=None
+        ),
         telemetry.LLMRequestFinished(
+            request_id=rid,
             model="m",
             stream=True,
             outcome="ok",
@@ -517,6 +528,10 @@ async def test_stream_telemetry(autojump_clock: MockClock, llm_server: LLMTestSe
             attempts=2,
             prompt_tokens=5,
             completion_tokens=5,
+            response_model="m",
+            response_id=finished.response_id,
+            finish_reasons=("stop",),
+            time_to_first_chunk=1.0,
         ),
     ]
 
