@@ -361,7 +361,9 @@ class Chat:
 
         ``messages`` are OpenAI message dicts (they are not changed; the
         result says what was added). ``llm_options`` go to the model request
-        (``temperature``, ``max_tokens``, ``tool_choice``, ...).
+        (``temperature``, ``max_tokens``, ``tool_choice``, ...); a forced
+        ``tool_choice`` (``"required"`` or a named function) applies to the
+        first turn only, later turns use ``"auto"``.
         """
         return await self._run(
             None,
@@ -479,7 +481,10 @@ class Chat:
             run.usage = _add_usage(run.usage, completion.usage)
             assistant = completion.message
             message = assistant.to_dict()
-            message.setdefault("content", None)
+            if message.get("content") is None:
+                # Empty text instead of null: OpenAI takes both, but some
+                # compatible servers (llama.cpp's) reject a null sent back.
+                message["content"] = ""
             run.add(message)
             if self.on_assistant_message is not None:
                 answer = await self._hook(
@@ -531,6 +536,11 @@ class Chat:
         llm_options: Mapping[str, Any],
     ) -> ChatCompletion:
         options = dict(llm_options)
+        forced = options.get("tool_choice")
+        if run.turn > 1 and forced is not None and forced not in ("auto", "none"):
+            # A forced tool choice ("required" or one function) applies to the
+            # first turn; kept for every turn, the model could never answer.
+            options["tool_choice"] = "auto"
         if tools and not parallel_tool_calls:
             options.setdefault("parallel_tool_calls", False)
         if not tools:

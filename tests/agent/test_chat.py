@@ -489,3 +489,15 @@ def test_bad_configuration_is_refused() -> None:
             ],
             custom_tool_executor=lambda *a: None,
         )
+
+
+async def test_a_forced_tool_choice_applies_to_the_first_turn_only(autojump_clock: Any) -> None:
+    async with setup() as (llm, client, mcp):
+        llm.push(asks(call("c1", "echo", {"message": "x"})), says("done"))
+        forced = {"type": "function", "function": {"name": "echo"}}
+        result = await Chat(client, mcp=mcp).chat(
+            model="m", messages=[{"role": "user", "content": "x"}], tool_choice=forced
+        )
+        assert result.stop_reason == "answered"
+        assert llm.requests[0].json["tool_choice"] == forced
+        assert llm.requests[1].json["tool_choice"] == "auto"
