@@ -41,11 +41,12 @@ is not sent to the new one.
 
 from __future__ import annotations
 
+import heapq
 import inspect
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeAlias
 
 import attrs
@@ -280,6 +281,7 @@ class McpClient:
         self._nursery: trio.Nursery | None = None
         self._own_nursery: trio.Nursery | None = None
         self._progress_tokens = jsonrpc.IdAllocator()
+        self._deadlines = _Deadlines(self._expire)
         self._renewing: trio.Event | None = None
         self._stale_below = 0
 
@@ -358,6 +360,7 @@ class McpClient:
                     self._nursery = nursery
                     nursery.start_soon(self._writer, transport)
                     nursery.start_soon(self._reader, transport)
+                    nursery.start_soon(self._deadlines.watch)
                     try:
                         await self._open()
                     except Exception as exc:  # noqa: BLE001 - kept in self._error and raised below
@@ -376,6 +379,12 @@ class McpClient:
             self._stopped.set()
         if self._error is not None:
             raise self._error
+
+    def _expire(self, request_id: RequestId, reply: _Reply) -> None:
+        """A request's deadline passed: cancel it on the server and fail its caller."""
+        self._session.cancel(request_id, "the client's deadline passed")
+        self._flush()
+        reply.fail(_TIMED_OUT)
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
@@ -791,17 +800,24 @@ class McpClient:
         if token is not None:
             assert progress is not None
             self._progress[token] = progress
+        expires = math.inf if deadline is None else trio.current_time() + deadline
         try:
-            # No deadline, no cancel scope: it is measurable on the hot path.
-            scope = trio.move_on_after(deadline) if deadline is not None else nullcontext()
-            with scope:
-                # Skip send()'s own two checkpoints when the mailbox has room:
-                # waiting for the reply is the checkpoint of this call.
-                try:
-                    self._mailbox_send.send_nowait(outgoing)
-                except trio.WouldBlock:
-                    await self._mailbox_send.send(outgoing)
+            try:
+                self._mailbox_send.send_nowait(outgoing)
                 queued = True
+            except trio.WouldBlock:
+                # The writer is behind: wait for room, within the deadline.
+                with trio.move_on_at(expires):
+                    await self._mailbox_send.send(outgoing)
+                    queued = True
+                if not queued:
+                    self._session.cancel(request.id, notify=False)
+                    reply.fail(_TIMED_OUT)
+            if not reply.done:
+                if expires != math.inf:
+                    self._deadlines.add(expires, reply, request.id)
+                # Waiting for the reply is this call's checkpoint (send_nowait
+                # spared send()'s two).
                 await reply.wait()
         except BaseException:
             # Cancelled by the caller: tell the server, if the request got out.
@@ -812,16 +828,14 @@ class McpClient:
         finally:
             if token is not None:
                 self._progress.pop(token, None)
-        if not reply.done:
-            assert deadline is not None
-            self._session.cancel(request.id, f"timed out after {deadline:g} s", notify=queued)
-            self._flush()
-            raise RequestTimeoutError(
-                f"MCP server {self.name!r} did not answer {method} within {deadline:g} s",
-                method=method,
-                timeout=deadline,
-            )
         if reply.error is not None:
+            if reply.error is _TIMED_OUT:
+                assert deadline is not None
+                raise RequestTimeoutError(
+                    f"MCP server {self.name!r} did not answer {method} within {deadline:g} s",
+                    method=method,
+                    timeout=deadline,
+                )
             raise reply.error
         assert reply.result is not None
         return reply.result
@@ -959,3 +973,53 @@ def _as_dict(value: Any) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return dict(value)
     raise ConfigError(f"a handler must return a mapping or an MCP type, got {type(value).__name__}")
+
+
+_TIMED_OUT = RequestTimeoutError("the request's deadline passed")
+"""What a reply fails with when its deadline passes; the caller raises a precise error."""
+
+
+class _Deadlines:
+    """The deadlines of one client's requests, watched by one task.
+
+    A cancel scope per request costs more than the rest of a request's own
+    work, so requests on the fast path register their deadline here instead: a
+    heap, and one task that sleeps until the earliest deadline, then cancels
+    that request on the server and fails its reply. Entries of answered
+    requests are skipped when they reach the top, and the heap is compacted
+    when they make up most of it, so it stays as large as the pending requests.
+    """
+
+    def __init__(self, expire: Callable[[RequestId, _Reply], None]) -> None:
+        self._expire = expire
+        self._heap: list[tuple[float, int, RequestId, _Reply]] = []
+        self._seq = 0
+        self._next = math.inf
+        self._wake = trio.Event()
+
+    def add(self, at: float, reply: _Reply, request_id: RequestId) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (at, self._seq, request_id, reply))
+        if len(self._heap) > 64 and len(self._heap) > 4 * self._live():
+            self._heap = [entry for entry in self._heap if not entry[3].done]
+            heapq.heapify(self._heap)
+        if at < self._next:
+            self._wake.set()
+
+    def _live(self) -> int:
+        # Counted only when the heap is large, so the cost stays amortized.
+        return sum(1 for entry in self._heap if not entry[3].done)
+
+    async def watch(self) -> None:
+        """Expire requests as their deadlines pass, for as long as the connection runs."""
+        while True:
+            heap = self._heap
+            now = trio.current_time()
+            while heap and (heap[0][3].done or heap[0][0] <= now):
+                _, _, request_id, reply = heapq.heappop(heap)
+                if not reply.done:
+                    self._expire(request_id, reply)
+            self._next = heap[0][0] if heap else math.inf
+            self._wake = trio.Event()
+            with trio.move_on_at(self._next):
+                await self._wake.wait()
