@@ -3,13 +3,14 @@
 All three clients talk to the same hand-written server (``_echo_server.py``)
 in one run and are measured the same way:
 
-* sequential ``tools/call`` round trip (p50 and p99 over 2,000 calls);
+* sequential ``tools/call`` round trip (p50 and p99);
 * throughput with 64 calls in flight;
 * one lifecycle: spawn, initialize, list tools, shut down;
 * peak RSS of the client process.
 
-Each client runs in a fresh interpreter, so RSS and imports do not mix. The
-hand-written client is the limit: no protocol checks, a batching writer, a
+Latency, throughput and lifecycle interleave the three clients in one process;
+peak RSS is measured in a fresh interpreter per client. The hand-written client
+is the limit: no protocol checks, a batching writer, a
 dict of events. The SDK client runs under trio through anyio.
 
 Run ``python benchmarks/bench_stdio.py`` (``--quick`` for a smoke run,
@@ -169,59 +170,114 @@ FACTORIES: dict[str, Any] = {"opex_trio": Opex, "handwritten": HandWritten, "mcp
 
 
 # -- measurements
+#
+# Latency, throughput and lifecycle are measured in one process, the three
+# clients interleaved block by block over several rounds, and the median block
+# is kept: on a shared machine, a slow spell then hits every client alike.
+# Peak RSS needs a fresh interpreter per client, so it runs in child processes.
 
 
-async def measure(kind: str, quick: bool) -> dict[str, Any]:
-    factory = FACTORIES[kind]
-    sequential_n = 200 if quick else 2000
-    throughput_n = 1000 if quick else 10000
-    lifecycles = 3 if quick else 20
+async def _sequential(client: Any, n: int) -> list[float]:
+    times = []
+    for i in range(n):
+        start = time.perf_counter()
+        await client.call("echo", {"message": f"m{i}"})
+        times.append(time.perf_counter() - start)
+    return times
+
+
+async def _throughput(client: Any, n: int) -> float:
+    remaining = n
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await client.call("echo", {"message": "t"})
+
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(64):
+            nursery.start_soon(worker)
+    return n / (time.perf_counter() - start)
+
+
+async def _lifecycle(kind: str) -> float:
+    start = time.perf_counter()
+    async with FACTORIES[kind]() as client:
+        tools = await client.list_tools()
+        assert len(tools) == 2
+    return time.perf_counter() - start
+
+
+async def measure_all(kinds: tuple[str, ...], rounds: int, quick: bool) -> dict[str, Any]:
+    block = 100 if quick else 250
+    burst = 500 if quick else 2500
+    samples: dict[str, dict[str, list[float]]] = {
+        k: {"seq": [], "p50": [], "tput": [], "life": []} for k in kinds
+    }
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+        clients = {k: await stack.enter_async_context(FACTORIES[k]()) for k in kinds}
+        for client in clients.values():
+            await _sequential(client, 100)  # warm up
+        for _ in range(rounds):
+            for kind, client in clients.items():
+                times = await _sequential(client, block)
+                samples[kind]["seq"].extend(times)
+                samples[kind]["p50"].append(statistics.median(times))
+                samples[kind]["tput"].append(await _throughput(client, burst))
+                samples[kind]["life"].append(await _lifecycle(kind))
     out: dict[str, Any] = {}
-    async with factory() as client:
-        for _ in range(50):
-            await client.call("echo", {"message": "warm"})
-        times = []
-        for i in range(sequential_n):
-            start = time.perf_counter()
-            await client.call("echo", {"message": f"m{i}"})
-            times.append(time.perf_counter() - start)
-        times.sort()
-        out["seq_p50_us"] = statistics.median(times) * 1e6
-        out["seq_p99_us"] = times[int(len(times) * 0.99) - 1] * 1e6
-
-        remaining = throughput_n
-
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await client.call("echo", {"message": "t"})
-
-        start = time.perf_counter()
-        async with trio.open_nursery() as nursery:
-            for _ in range(64):
-                nursery.start_soon(worker)
-        out["throughput_per_s"] = throughput_n / (time.perf_counter() - start)
-    cycle_times = []
-    for _ in range(lifecycles):
-        start = time.perf_counter()
-        async with factory() as client:
-            tools = await client.list_tools()
-            assert len(tools) == 2
-        cycle_times.append(time.perf_counter() - start)
-    out["lifecycle_ms"] = statistics.median(cycle_times) * 1e3
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for kind, s in samples.items():
+        pooled = sorted(s["seq"])
+        out[kind] = {
+            "seq_p50_us": statistics.median(s["p50"]) * 1e6,
+            "seq_p99_us": pooled[int(len(pooled) * 0.99) - 1] * 1e6,
+            "throughput_per_s": statistics.median(s["tput"]),
+            "lifecycle_ms": statistics.median(s["life"]) * 1e3,
+        }
     return out
 
 
-def run_one(kind: str, quick: bool) -> dict[str, Any] | None:
-    cmd = [sys.executable, __file__, "--child", kind] + (["--quick"] if quick else [])
+async def rss_workload(kind: str) -> float:
+    """Peak RSS of a client process that runs a short, representative workload."""
+    async with FACTORIES[kind]() as client:
+        await _sequential(client, 500)
+        await _throughput(client, 2000)
+    return _peak_rss_mb()
+
+
+def _peak_rss_mb() -> float:
+    # VmHWM is this process's own peak; ru_maxrss would start from the size of
+    # the parent it was forked from.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_of(kind: str) -> float | None:
+    cmd = [sys.executable, __file__, "--rss", kind]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
     if proc.returncode != 0:
         print(f"{kind}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def available() -> tuple[str, ...]:
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        print("the official SDK (mcp) is not installed: its column is left out", file=sys.stderr)
+        return ("opex_trio", "handwritten")
+    return CLIENTS
 
 
 ROWS = [
@@ -238,7 +294,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     head = "| measure | " + " | ".join(kinds) + " | opex / hand-written | opex / SDK |"
     lines = [head, "|" + " --- |" * (len(kinds) + 3)]
     for key, label, _better in ROWS:
-        values = [results[k][key] for k in kinds]
+        values = [results[k].get(key, float("nan")) for k in kinds]
         opex = results.get("opex_trio", {}).get(key)
         hand = results.get("handwritten", {}).get(key)
         sdk = results.get("mcp_sdk", {}).get(key)
@@ -265,27 +321,20 @@ def write_readme(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--child", choices=CLIENTS)
+    parser.add_argument("--rss", choices=CLIENTS, help="(internal) measure one client's peak RSS")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median kept)")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (median kept)")
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(trio.run(measure, args.child, args.quick)))
+    if args.rss:
+        print(trio.run(rss_workload, args.rss))
         return
-    # Rounds interleave the clients and the median of each measure is kept, so
-    # a slow spell of a shared machine does not land on one client only.
-    rounds: dict[str, list[dict[str, Any]]] = {kind: [] for kind in CLIENTS}
-    for _ in range(1 if args.quick else args.rounds):
-        for kind in CLIENTS:
-            result = run_one(kind, args.quick)
-            if result is not None:
-                rounds[kind].append(result)
-    results = {
-        kind: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-        for kind, runs in rounds.items()
-        if runs
-    }
+    kinds = available()
+    results = trio.run(measure_all, kinds, 2 if args.quick else args.rounds, args.quick)
+    for kind in kinds:
+        rss = rss_of(kind)
+        if rss is not None:
+            results[kind]["peak_rss_mb"] = rss
     text = table(results)
     print(text)
     if args.write:

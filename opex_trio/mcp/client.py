@@ -233,12 +233,11 @@ class _Reply:
         if self._waiter is not None:
             raise RuntimeError("only one task may wait for a reply")
         self._waiter = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
 
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            self._waiter = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
+    def _abort(self, _: Any) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
 
 class McpClient:
@@ -869,20 +868,28 @@ class McpClient:
         is the tool's answer, for the model to read); an error of the protocol
         (unknown tool, bad params) raises :class:`McpError`.
         """
-        if not isinstance(name, str) or not name:
+        if type(name) is not str or not name:
             raise ConfigError(f"tool name must be a non-empty string, got {name!r}")
-        if arguments is not None and not isinstance(arguments, Mapping):
-            raise ConfigError(
-                f"arguments of tool {name!r} must be an object, got {type(arguments).__name__}"
-            )
-        params: dict[str, Any] = {"name": name, "arguments": dict(arguments or {})}
+        # An exact dict is the common case; the ABC check is slower.
+        if arguments is not None and type(arguments) is not dict:
+            if not isinstance(arguments, Mapping):
+                raise ConfigError(
+                    f"arguments of tool {name!r} must be an object, got {type(arguments).__name__}"
+                )
+            arguments = dict(arguments)
+        params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
         if meta:
             params["_meta"] = dict(meta)
         try:
             result = await self.request("tools/call", params, timeout=timeout, progress=progress)
         except ConfigError as exc:
             raise ConfigError(f"arguments of tool {name!r} cannot be sent: {exc}") from exc
-        return CallToolResult.from_dict(result, f"result of tool {name!r}")
+        try:
+            return CallToolResult.from_dict(result)
+        except ProtocolError as exc:
+            raise ProtocolError(
+                f"MCP server {self.name!r}, result of tool {name!r}: {exc}"
+            ) from exc
 
     async def list_resources(self) -> list[Resource]:
         """Every resource the server lists, all pages followed."""
