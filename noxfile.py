@@ -211,14 +211,16 @@ def fuzz(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run every ``benchmarks/*.py`` script; the official ``mcp`` SDK is importable for comparisons.
+    """Run every ``benchmarks/*.py`` script, with the ``mcp`` and ``openai`` SDKs to compare with.
 
     Pass arguments after ``--`` to hand them to every script.
     """
     scripts = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_"))
     if not scripts:
         session.skip("no benchmarks/*.py yet")
-    session.install("-r", str(PEERS / "requirements-peers.txt"))
+    session.install(
+        "-r", str(PEERS / "requirements-peers.txt"), "-r", str(PEERS / "requirements-bench.txt")
+    )
     session.install(".")
     install_peers(session)
     env = {**TEST_ENV, "PYTHONPATH": str(ROOT)}
