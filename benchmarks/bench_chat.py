@@ -24,8 +24,6 @@ import statistics
 import sys
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +34,6 @@ from opex_trio import Chat, Client, SessionManager
 from opex_trio.mcp.manager import ServerOptions
 from opex_trio.testing.llm_server import JSONReply, RecordedRequest, completion, open_llm_server
 from opex_trio.testing.mcp_server import builtin_server
-from opex_trio.transports.base import Transport
-from opex_trio.transports.memory import memory_pair
 
 HERE = Path(__file__).resolve().parent
 
@@ -61,15 +57,9 @@ async def overhead(turns: int, rounds: int) -> dict[str, float]:
         trio.open_nursery() as nursery,
         SessionManager() as mcp,
     ):
-
-        @asynccontextmanager
-        async def factory() -> AsyncIterator[Transport]:
-            transport, end = memory_pair("bench")
-            nursery.start_soon(server.serve_memory, end)
-            async with transport:
-                yield transport
-
-        await mcp.add_server(factory, name="tools", options=ServerOptions(health=None), wait=True)
+        await mcp.add_server(
+            server.in_process(nursery), name="tools", options=ServerOptions(health=None), wait=True
+        )
         chat = Chat(client, mcp=mcp, max_turns=turns)
         tools = chat._tools_for_model(chat.tool_index())
         messages = [{"role": "user", "content": "go"}]

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -24,7 +23,6 @@ from opex_trio.errors import (
     AuthenticationError,
     ConfigError,
     ServerUnavailableError,
-    TransportBrokenError,
 )
 from opex_trio.llm import Client, RetryPolicy
 from opex_trio.mcp.manager import ServerOptions, SessionManager
@@ -47,9 +45,7 @@ from opex_trio.testing.llm_server import (
     error_body,
     open_llm_server,
 )
-from opex_trio.testing.mcp_server import McpTestServer, builtin_server
-from opex_trio.transports.base import Transport
-from opex_trio.transports.memory import memory_pair
+from opex_trio.testing.mcp_server import builtin_server
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -605,27 +601,6 @@ async def test_closing_the_instrumentation_ends_open_spans(
     assert len(recorder.spans()) == 1
 
 
-def in_process(
-    server: McpTestServer, nursery: trio.Nursery, *, fail_first: int = 0
-) -> Callable[[], AbstractAsyncContextManager[Transport]]:
-    """A transport factory serving ``server`` in process; the first ``fail_first`` opens fail."""
-    opened = 0
-
-    @asynccontextmanager
-    async def factory() -> AsyncIterator[Transport]:
-        nonlocal opened
-        opened += 1
-        if opened <= fail_first:
-            raise TransportBrokenError(f"refused connection {opened}")
-        transport, end = memory_pair("in-process")
-        nursery.start_soon(server.serve_memory, end)
-        async with transport:
-            yield transport
-        await end.aclose()
-
-    return factory
-
-
 async def test_server_state_changes_make_spans(autojump_clock: MockClock, otel: Recorder) -> None:
     from opentelemetry.trace import StatusCode
 
@@ -637,7 +612,7 @@ async def test_server_state_changes_make_spans(autojump_clock: MockClock, otel: 
     with trio.fail_after(BOUND), telemetry.subscribe(seen.append):
         async with trio.open_nursery() as nursery, SessionManager() as mcp:
             sid = await mcp.add_server(
-                in_process(builtin_server(), nursery, fail_first=2), name="flaky", options=options
+                builtin_server().in_process(nursery, refuse_first=2), name="flaky", options=options
             )
             await mcp.wait_ready(sid)
             await mcp.remove_server(sid)
@@ -674,7 +649,7 @@ async def test_a_server_that_fails_ends_its_span_in_error(
     with trio.fail_after(BOUND):
         async with trio.open_nursery() as nursery, SessionManager() as mcp:
             sid = await mcp.add_server(
-                in_process(builtin_server(), nursery, fail_first=1000), name="bad", options=options
+                builtin_server().in_process(nursery, refuse_first=1000), name="bad", options=options
             )
             with pytest.raises(ServerUnavailableError):
                 await mcp.wait_ready(sid)

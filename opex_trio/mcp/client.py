@@ -449,21 +449,18 @@ class McpClient:
     # -- the two tasks
 
     async def _writer(self, transport: Transport) -> None:
-        while True:
-            try:
-                await self._write_loop(transport)
-            except SessionExpiredError as exc:
-                if not self._renew(transport, exc):
-                    self._fail(exc)
-                    return
-            except Exception as exc:  # noqa: BLE001 - any failure ends the connection, reported to callers
-                self._fail(exc)
-                return
+        await self._keep(self._write_loop, transport)
 
     async def _reader(self, transport: Transport) -> None:
+        await self._keep(self._read_loop, transport)
+
+    async def _keep(
+        self, loop: Callable[[Transport], Awaitable[None]], transport: Transport
+    ) -> None:
+        """Run one of the two loops; an expired session restarts it, any other failure ends all."""
         while True:
             try:
-                await self._read_loop(transport)
+                await loop(transport)
             except SessionExpiredError as exc:
                 if not self._renew(transport, exc):
                     self._fail(exc)

@@ -28,17 +28,19 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
 import trio
 
-from ..errors import ProtocolError
+from ..errors import ProtocolError, TransportBrokenError
 from ..protocol import jsonrpc
 from ..protocol.jsonrpc import ErrorObject, ErrorResponse, Notification, Request, Response
 from ..protocol.versions import LEGACY_VERSIONS, features
-from ..transports.memory import MemoryServerEnd
+from ..transports.base import Transport, TransportFactory
+from ..transports.memory import MemoryServerEnd, memory_pair
 
 __all__ = ["McpTestServer", "ToolContext", "ToolFailure", "builtin_server", "main"]
 
@@ -367,6 +369,33 @@ class McpTestServer:
         return value
 
     # -- serving
+
+    def in_process(
+        self, nursery: trio.Nursery, name: str = "in-process", *, refuse_first: int = 0
+    ) -> TransportFactory:
+        """A transport factory connecting to this server in process (no IO).
+
+        Each connection is served by a task started in ``nursery``; pass the
+        factory to :class:`~opex_trio.mcp.client.McpClient` or
+        :meth:`~opex_trio.mcp.manager.SessionManager.add_server`. The first
+        ``refuse_first`` connections fail with
+        :class:`~opex_trio.errors.TransportBrokenError`, to test reconnection.
+        """
+        opened = 0
+
+        @asynccontextmanager
+        async def connect() -> AsyncIterator[Transport]:
+            nonlocal opened
+            opened += 1
+            if opened <= refuse_first:
+                raise TransportBrokenError(f"refused connection {opened} to {self.name}")
+            transport, end = memory_pair(name)
+            nursery.start_soon(self.serve_memory, end)
+            async with transport:
+                yield transport
+            await end.aclose()
+
+        return connect
 
     async def serve_memory(self, end: MemoryServerEnd) -> None:
         """Serve one in-memory connection until the client closes it."""

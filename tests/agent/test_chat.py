@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -44,8 +44,6 @@ from opex_trio.testing.llm_server import (
     open_llm_server,
 )
 from opex_trio.testing.mcp_server import McpTestServer, builtin_server
-from opex_trio.transports.base import Transport
-from opex_trio.transports.memory import memory_pair
 
 BOUND = 600  # virtual seconds
 
@@ -80,20 +78,6 @@ def tool_messages(request: RecordedRequest) -> list[dict[str, Any]]:
     return [m for m in request.json["messages"] if m["role"] == "tool"]
 
 
-def in_process(
-    server: McpTestServer, nursery: trio.Nursery
-) -> Callable[[], AbstractAsyncContextManager[Transport]]:
-    @asynccontextmanager
-    async def factory() -> AsyncIterator[Transport]:
-        transport, end = memory_pair("in-process")
-        nursery.start_soon(server.serve_memory, end)
-        async with transport:
-            yield transport
-        await end.aclose()
-
-    return factory
-
-
 @asynccontextmanager
 async def setup(
     server: McpTestServer | None = None, *, client_options: ClientOptions | None = None
@@ -107,7 +91,7 @@ async def setup(
         ):
             options = ServerOptions(client=client_options or ClientOptions(), health=None)
             await mcp.add_server(
-                in_process(server or builtin_server(), nursery),
+                (server or builtin_server()).in_process(nursery),
                 name="tools",
                 options=options,
                 wait=True,

@@ -12,8 +12,6 @@ import trio
 from opex_trio.errors import RequestTimeoutError
 from opex_trio.mcp.client import ClientOptions, McpClient
 from opex_trio.testing.mcp_server import McpTestServer, builtin_server
-from opex_trio.transports.base import Transport
-from opex_trio.transports.memory import memory_pair
 
 
 @asynccontextmanager
@@ -21,15 +19,7 @@ async def connected(
     server: McpTestServer, options: ClientOptions | None = None
 ) -> AsyncIterator[McpClient]:
     async with trio.open_nursery() as nursery:
-
-        @asynccontextmanager
-        async def factory() -> AsyncIterator[Transport]:
-            transport, end = memory_pair("memory")
-            nursery.start_soon(server.serve_memory, end)
-            async with transport:
-                yield transport
-
-        async with McpClient(factory, name="mem", options=options) as client:
+        async with McpClient(server.in_process(nursery), name="mem", options=options) as client:
             yield client
         nursery.cancel_scope.cancel()
 

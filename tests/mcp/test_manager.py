@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -40,27 +40,6 @@ def options(**kwargs: Any) -> ServerOptions:
     return ServerOptions(**kwargs)
 
 
-def in_process(
-    server: McpTestServer, nursery: trio.Nursery, *, fail_first: int = 0
-) -> Callable[[], AbstractAsyncContextManager[Transport]]:
-    """A transport factory serving ``server`` in process; the first ``fail_first`` opens fail."""
-    opened = 0
-
-    @asynccontextmanager
-    async def factory() -> AsyncIterator[Transport]:
-        nonlocal opened
-        opened += 1
-        if opened <= fail_first:
-            raise TransportBrokenError(f"refused connection {opened}")
-        transport, end = memory_pair("in-process")
-        nursery.start_soon(server.serve_memory, end)
-        async with transport:
-            yield transport
-        await end.aclose()
-
-    return factory
-
-
 async def states_of(events: trio.MemoryReceiveChannel[ServerStateChanged], until: str) -> list[str]:
     seen = []
     async for event in events:
@@ -78,7 +57,7 @@ async def test_backoff_between_reconnections_is_exact(autojump_clock: trio.abc.C
         events = mcp.events()
         start = trio.current_time()
         sid = await mcp.add_server(
-            in_process(builtin_server(), nursery, fail_first=3),
+            builtin_server().in_process(nursery, refuse_first=3),
             name="flaky",
             options=options(
                 restart=RestartPolicy(backoff_initial=1, backoff_factor=2, jitter=0, max_restarts=5)
@@ -97,9 +76,9 @@ async def test_restart_intensity_ends_in_failed_and_others_go_on(
 ) -> None:
     async with trio.open_nursery() as nursery, SessionManager() as mcp:
         bad = await mcp.add_server(
-            in_process(builtin_server(), nursery, fail_first=1000), name="bad", options=options()
+            builtin_server().in_process(nursery, refuse_first=1000), name="bad", options=options()
         )
-        good = await mcp.add_server(in_process(builtin_server(), nursery), name="good")
+        good = await mcp.add_server(builtin_server().in_process(nursery), name="good")
         with pytest.raises(ServerUnavailableError) as info:
             await mcp.wait_ready(bad)
         assert info.value.state == "failed"
@@ -117,7 +96,7 @@ async def test_a_call_waits_for_a_restarting_server_within_its_deadline(
 ) -> None:
     async with trio.open_nursery() as nursery, SessionManager() as mcp:
         sid = await mcp.add_server(
-            in_process(builtin_server(), nursery, fail_first=2),
+            builtin_server().in_process(nursery, refuse_first=2),
             name="slow",
             options=options(restart=RestartPolicy(backoff_initial=10, jitter=0)),
         )
@@ -149,7 +128,7 @@ async def test_a_silent_server_fails_its_health_checks_and_is_restarted(
     async with trio.open_nursery() as nursery, SessionManager() as mcp:
         events = mcp.events()
         sid = await mcp.add_server(
-            in_process(server, nursery),
+            server.in_process(nursery),
             name="quiet",
             options=options(health=HealthCheck(interval=10, timeout=2, failures=2)),
         )
@@ -210,9 +189,9 @@ async def test_idempotent_calls_are_resent_after_a_crash_and_others_are_not(
 
 async def test_registry_names_filters_and_list_changes(autojump_clock: trio.abc.Clock) -> None:
     async with trio.open_nursery() as nursery, SessionManager() as mcp:
-        a = await mcp.add_server(in_process(builtin_server(), nursery), name="a")
+        a = await mcp.add_server(builtin_server().in_process(nursery), name="a")
         b = await mcp.add_server(
-            in_process(builtin_server(), nursery),
+            builtin_server().in_process(nursery),
             name="b",
             options=options(allow_tools=["echo", "add*"], deny_tools=["add_tool"]),
         )
