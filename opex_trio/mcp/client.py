@@ -329,6 +329,16 @@ class McpClient:
         return self._session.state is SessionState.READY and self._error is None
 
     @property
+    def available(self) -> bool:
+        """Whether calls can be made now.
+
+        True while :attr:`connected`, and also while the actor opens a new
+        session because the server forgot the old one: calls made meanwhile
+        wait for the new session, within their deadlines.
+        """
+        return self._ready_once and self._error is None and not self._done.is_set()
+
+    @property
     def error(self) -> BaseException | None:
         """Why the connection ended, if it failed."""
         return self._error

@@ -221,7 +221,10 @@ class _Server:
 
     def ready_client(self) -> McpClient | None:
         client = self.client
-        if self.state in ("ready", "unhealthy") and client is not None and client.connected:
+        # Not ``connected``: while the actor renews a session the server forgot,
+        # the state stays "ready" and the client itself holds calls until the
+        # new session is open; waiting here for a state change would wait forever.
+        if self.state in ("ready", "unhealthy") and client is not None and client.available:
             return client
         return None
 

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import signal
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from opex_trio import telemetry
 from opex_trio.errors import (
@@ -40,6 +43,8 @@ from opex_trio.testing.mcp_server import McpTestServer, builtin_server
 from opex_trio.testing.ws_server import McpWebSocketServer
 from opex_trio.transports.http import HttpTransport
 from opex_trio.transports.websocket import WebSocketTransport
+from tests.transports.support import peers
+from tests.transports.test_interop import running, wait_listening
 
 BOUND = 60
 PEER_BOUND = 120  # a cold Node start on a loaded two-core machine takes seconds
@@ -451,3 +456,131 @@ async def test_the_token_reaches_the_server_and_nothing_else(
         if style == "seed":
             (call,) = posts(loop.http, "tools/call")
             assert call.headers["execution-id"] == "exec-7"
+
+
+# -- a session the server forgot
+
+
+def gated_initialize(server: McpTestServer) -> trio.Event:
+    """Hold every ``initialize`` after the first until the returned event is set."""
+    answer = server.dispatch
+    gate = trio.Event()
+    seen = 0
+
+    async def dispatch(request: Request, conn: Any) -> Any:
+        nonlocal seen
+        if request.method == "initialize":
+            seen += 1
+            if seen > 1:
+                await gate.wait()
+        return await answer(request, conn)
+
+    server.dispatch = dispatch  # type: ignore[method-assign]
+    return gate
+
+
+def initializations(server: McpTestServer) -> int:
+    return sum(1 for r in server.requests if r.method == "initialize")
+
+
+@pytest.mark.parametrize("kind", ["http", "sse"])
+async def test_a_call_made_while_a_forgotten_session_is_renewed_waits_for_the_new_one(
+    kind: str,
+) -> None:
+    server = builtin_server()
+    gate = gated_initialize(server)
+    with trio.fail_after(BOUND):
+        async with trio.open_nursery() as nursery:
+            loop = Loopback(kind, nursery)
+            await loop.start(server)
+            async with SessionManager(options=options()) as mcp:
+                sid = await mcp.add_server(
+                    {"url": loop.url}, name="remote", wait=True, timeout=BOUND
+                )
+                client = mcp.client(sid)
+                events = mcp.events()
+                loop.http.forget_sessions()
+                # A notification meets the 404, so the renewal starts with no call waiting.
+                await client.notify("notifications/roots/list_changed")
+                await wait_for(lambda: initializations(server) == 2)
+                assert (client.connected, client.available) == (False, True)
+                answers: list[str] = []
+
+                async def call() -> None:
+                    result = await mcp.call_tool(sid, "echo", {"message": "held"})
+                    answers.append(result.text)
+
+                async with trio.open_nursery() as calls:
+                    calls.start_soon(call)
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert answers == []
+                    gate.set()
+                assert answers == ["held"]
+                # Renewed in place: the same actor, no restart, no state change.
+                assert mcp.client(sid) is client and client.connected
+                status = mcp.status(sid)
+                assert (status.state, status.restarts) == ("ready", 0)
+                assert drain(events) == []
+            nursery.cancel_scope.cancel()
+
+
+# -- a real peer
+
+
+@pytest.mark.peers
+async def test_server_everything_under_the_manager_survives_a_restart_of_its_process() -> None:
+    located = peers()
+    port = located.free_port()
+    argv = located.everything_command("streamableHttp")
+    env = located.everything_env(port)
+    url = located.everything_url("streamableHttp", port)
+    errors: list[BaseException] = []
+    progressed = trio.Event()
+    call_ended = trio.Event()
+    with trio.fail_after(PEER_BOUND):
+        async with trio.open_nursery() as nursery, SessionManager(options=options()) as mcp:
+            async with running(argv, env) as first:
+                await wait_listening(port)
+                sid = await mcp.add_server(
+                    {"type": "streamable-http", "url": url},
+                    name="everything",
+                    wait=True,
+                    timeout=PEER_BOUND,
+                )
+                status = mcp.status(sid)
+                assert status.server_info is not None and status.protocol_version is not None
+                assert {"echo", "get-sum", "trigger-long-running-operation"} <= set(status.tools)
+                assert "before" in (await mcp.call("echo", {"message": "before"})).text
+
+                async def call_in_flight() -> None:
+                    try:
+                        await mcp.call_tool(
+                            sid,
+                            "trigger-long-running-operation",
+                            {"duration": 600, "steps": 600},
+                            progress=lambda _: progressed.set(),
+                        )
+                    except TransportError as exc:
+                        errors.append(exc)
+                    finally:
+                        call_ended.set()
+
+                nursery.start_soon(call_in_flight)
+                # The first progress notification: the call is running on the server.
+                await progressed.wait()
+                os.killpg(first.pid, signal.SIGKILL)
+                await first.wait()
+            # At once a new process on the same port. The actor either notices the
+            # broken connection and is restarted, or meets the new process first
+            # and opens a new session; either way calls work again.
+            async with running(argv, env):
+                await wait_listening(port)
+                await call_ended.wait()
+                (error,) = errors
+                assert isinstance(error, TransportError), repr(error)
+                result = await mcp.call_tool(sid, "echo", {"message": "after"}, timeout=PEER_BOUND)
+                assert "after" in result.text
+                assert mcp.status(sid).state == "ready"
+                assert "echo" in mcp.tools()
+                added = await mcp.call("get-sum", {"a": 2, "b": 40})
+                assert "42" in added.text
