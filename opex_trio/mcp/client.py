@@ -33,7 +33,8 @@ a 404), the calls pending on it fail with that error, and the actor opens a new
 session on the same transport (a fresh handshake) while calls made meanwhile
 wait for it; the next call works without reconnecting. Request ids go on from
 the old session, so its late answers are dropped, and what it had still queued
-is not sent to the new one.
+is not sent to the new one. Once the new session is open, subscribers get
+:class:`SessionRenewed`: what the server offers may have changed with it.
 
 :meth:`McpClient.run` runs the actor in the caller's task, for a supervisor;
 ``async with McpClient(...)`` runs it in a nursery of its own.
@@ -119,6 +120,7 @@ __all__ = [
     "ProgressCallback",
     "RootsProvider",
     "SamplingHandler",
+    "SessionRenewed",
 ]
 
 logger = logging.getLogger("opex_trio.mcp")
@@ -138,10 +140,26 @@ RootsProvider: TypeAlias = (
 )
 """The roots to answer ``roots/list`` with: a fixed list, or an async function returning one."""
 
+
+@attrs.frozen
+class SessionRenewed:
+    """The server forgot our session, and the actor opened a new one in its place.
+
+    Delivered to subscribers once the new session is open. The server may be
+    a new process with other tools, resources or prompts, so a subscriber that
+    keeps lists of them reloads them.
+    """
+
+
 Notice: TypeAlias = (
-    LogReceived | ListChanged | ResourceUpdated | ProgressReceived | NotificationReceived
+    LogReceived
+    | ListChanged
+    | ResourceUpdated
+    | ProgressReceived
+    | NotificationReceived
+    | SessionRenewed
 )
-"""A notification event delivered to subscribers."""
+"""A notification event delivered to subscribers, or :class:`SessionRenewed`."""
 
 _LOG_LEVELS = {
     "debug": logging.DEBUG,
@@ -510,6 +528,8 @@ class McpClient:
             await self._open()
         except Exception as exc:  # noqa: BLE001 - reported to callers as the connection's failure
             self._fail(exc)
+        else:
+            self._publish(SessionRenewed())
         finally:
             finished.set()
 
@@ -695,6 +715,9 @@ class McpClient:
         self, buffer: int = 256
     ) -> AsyncIterator[trio.MemoryReceiveChannel[Notice]]:
         """Receive the server's notifications (logs, list changes, progress, others).
+
+        A :class:`SessionRenewed` arrives too, when the actor had to open a new
+        session because the server forgot the old one.
 
         A subscriber that falls ``buffer`` events behind loses the newest ones
         (logged), so a slow reader never stalls the connection.

@@ -484,7 +484,7 @@ def initializations(server: McpTestServer) -> int:
 
 
 @pytest.mark.parametrize("kind", ["http", "sse"])
-async def test_a_call_made_while_a_forgotten_session_is_renewed_waits_for_the_new_one(
+async def test_a_forgotten_session_is_renewed_in_place_and_calls_wait_for_it(
     kind: str,
 ) -> None:
     server = builtin_server()
@@ -499,11 +499,17 @@ async def test_a_call_made_while_a_forgotten_session_is_renewed_waits_for_the_ne
                 )
                 client = mcp.client(sid)
                 events = mcp.events()
+                # A tool the server has without saying so: only a reload finds it.
+                server.add_tool("late", lambda args, ctx: "late answer")
                 loop.http.forget_sessions()
                 # A notification meets the 404, so the renewal starts with no call waiting.
                 await client.notify("notifications/roots/list_changed")
                 await wait_for(lambda: initializations(server) == 2)
                 assert (client.connected, client.available) == (False, True)
+                # What the server said in its last handshake, while the next is held.
+                status = mcp.status(sid)
+                assert status.protocol_version == LATEST_LEGACY_VERSION
+                assert status.server_info is not None
                 answers: list[str] = []
 
                 async def call() -> None:
@@ -521,6 +527,9 @@ async def test_a_call_made_while_a_forgotten_session_is_renewed_waits_for_the_ne
                 status = mcp.status(sid)
                 assert (status.state, status.restarts) == ("ready", 0)
                 assert drain(events) == []
+                # The new session's tools were loaded.
+                await wait_for(lambda: "late" in mcp.tools())
+                assert (await mcp.call("late")).text == "late answer"
             nursery.cancel_scope.cancel()
 
 
