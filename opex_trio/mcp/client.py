@@ -31,9 +31,11 @@ that caller gets the error.
 When an HTTP server forgets our session (:class:`~opex_trio.errors.SessionExpiredError`,
 a 404), the calls pending on it fail with that error, and the actor opens a new
 session on the same transport (a fresh handshake) while calls made meanwhile
-wait for it; the next call works without reconnecting. Request ids go on from
-the old session, so its late answers are dropped, and what it had still queued
-is not sent to the new one. Once the new session is open, subscribers get
+wait for it. A request the server refused for the forgotten session was never
+run, so it is sent once more, in the new session, within its deadline: the
+call that found out gets its answer, as do the calls after it. Request ids go
+on from the old session, so its late answers are dropped, and what it had
+still queued is not sent to the new one. Once the new session is open, subscribers get
 :class:`SessionRenewed`: what the server offers may have changed with it.
 
 :meth:`McpClient.run` runs the actor in the caller's task, for a supervisor;
@@ -218,10 +220,13 @@ class _Reply:
     and rescheduled directly.
     """
 
-    __slots__ = ("_waiter", "done", "error", "result")
+    __slots__ = ("_waiter", "done", "error", "refused", "result")
 
     def __init__(self) -> None:
         self.done = False
+        # Failed because the server refused the request for a session it
+        # forgot: it never ran, so it may be sent again in a new session.
+        self.refused = False
         self.result: Mapping[str, Any] | None = None
         self.error: BaseException | None = None
         self._waiter: trio.lowlevel.Task | None = None
@@ -533,19 +538,20 @@ class McpClient:
         finally:
             finished.set()
 
-    async def _await_renewal(self, deadline: float | None, method: str) -> None:
+    async def _await_renewal(self, seconds: float | None, deadline: float, method: str) -> None:
+        """Wait, until ``deadline`` (``seconds`` after the call began), for a renewal under way."""
         renewing = self._renewing
         if renewing is None or renewing.is_set():
             return
-        with trio.move_on_after(math.inf if deadline is None else deadline):
+        with trio.move_on_at(deadline):
             await renewing.wait()
         if not renewing.is_set():
-            assert deadline is not None
+            assert seconds is not None
             raise RequestTimeoutError(
                 f"MCP server {self.name!r} was opening a new session and could not take "
-                f"{method} within {deadline:g} s",
+                f"{method} within {seconds:g} s",
                 method=method,
-                timeout=deadline,
+                timeout=seconds,
             )
         self._check_usable()
 
@@ -587,8 +593,14 @@ class McpClient:
             except RequestFailure as failure:
                 # The server did not answer, so no cancellation goes out.
                 reply = self._session.cancel(failure.request_id, notify=False)
-                if isinstance(reply, _Reply):
+                if not isinstance(reply, _Reply):
+                    continue  # a request of an older session, failed already
+                if isinstance(failure.error, SessionExpiredError):
+                    reply.refused = True
                     reply.fail(failure.error)
+                    # The session is gone: renew it (the caller waits for that).
+                    raise failure.error from None
+                reply.fail(failure.error)
                 continue
             for event in self._session.receive_data(data):
                 self._dispatch(event)
@@ -805,8 +817,30 @@ class McpClient:
         connection fails.
         """
         self._check_usable()
-        deadline = self.options.request_timeout if timeout == "default" else timeout
-        await self._await_renewal(deadline, method)
+        seconds = self.options.request_timeout if timeout == "default" else timeout
+        deadline = math.inf if seconds is None else trio.current_time() + seconds
+        reply = await self._exchange(method, params, seconds, deadline, progress)
+        if reply.refused:
+            # Refused for a session the server forgot, so it never ran: sent once
+            # more, in the new session, within the same deadline.
+            logger.debug("MCP server %r: sending %s again in the new session", self.name, method)
+            self._check_usable()
+            reply = await self._exchange(method, params, seconds, deadline, progress)
+        if reply.error is not None:
+            raise reply.error
+        assert reply.result is not None
+        return reply.result
+
+    async def _exchange(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        seconds: float | None,
+        deadline: float,
+        progress: ProgressCallback | None,
+    ) -> _Reply:
+        """Send one request; wait for its reply until ``deadline``, ``seconds`` from the call."""
+        await self._await_renewal(seconds, deadline, method)
         token: int | None = None
         if progress is not None:
             token = self._progress_tokens()
@@ -826,7 +860,7 @@ class McpClient:
             self._progress[token] = progress
         try:
             # No deadline, no cancel scope: it is measurable on the hot path.
-            scope = trio.move_on_after(deadline) if deadline is not None else nullcontext()
+            scope = trio.move_on_at(deadline) if seconds is not None else nullcontext()
             with scope:
                 # Skip send()'s own two checkpoints when the mailbox has room:
                 # waiting for the reply is the checkpoint of this call.
@@ -846,23 +880,22 @@ class McpClient:
             if token is not None:
                 self._progress.pop(token, None)
         if not reply.done:
-            assert deadline is not None
-            self._session.cancel(request.id, f"timed out after {deadline:g} s", notify=queued)
+            assert seconds is not None
+            self._session.cancel(request.id, f"timed out after {seconds:g} s", notify=queued)
             self._flush()
             raise RequestTimeoutError(
-                f"MCP server {self.name!r} did not answer {method} within {deadline:g} s",
+                f"MCP server {self.name!r} did not answer {method} within {seconds:g} s",
                 method=method,
-                timeout=deadline,
+                timeout=seconds,
             )
-        if reply.error is not None:
-            raise reply.error
-        assert reply.result is not None
-        return reply.result
+        return reply
 
     async def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None:
         """Send a notification (for example ``notifications/roots/list_changed``)."""
         self._check_usable()
-        await self._await_renewal(self.options.request_timeout, method)
+        seconds = self.options.request_timeout
+        deadline = math.inf if seconds is None else trio.current_time() + seconds
+        await self._await_renewal(seconds, deadline, method)
         await self._mailbox_send.send(Outgoing.of(self._session.send_notification(method, params)))
 
     async def ping(self, *, timeout: float | Literal["default"] | None = "default") -> None:

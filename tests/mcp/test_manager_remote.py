@@ -29,6 +29,7 @@ import trio.testing
 from opex_trio import telemetry
 from opex_trio.errors import (
     HealthCheckError,
+    SessionExpiredError,
     TransportBrokenError,
     TransportError,
 )
@@ -530,6 +531,55 @@ async def test_a_forgotten_session_is_renewed_in_place_and_calls_wait_for_it(
                 # The new session's tools were loaded.
                 await wait_for(lambda: "late" in mcp.tools())
                 assert (await mcp.call("late")).text == "late answer"
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("kind", ["http", "sse"])
+async def test_an_expired_session_fails_the_calls_in_flight_and_the_next_call_works(
+    kind: str,
+) -> None:
+    with trio.fail_after(BOUND):
+        async with trio.open_nursery() as nursery:
+            loop = Loopback(kind, nursery)
+            await loop.start()
+            async with SessionManager(options=options()) as mcp:
+                sid = await mcp.add_server(
+                    {"url": loop.url}, name="remote", wait=True, timeout=BOUND
+                )
+                client = mcp.client(sid)
+                events = mcp.events()
+                errors: list[BaseException] = []
+
+                async def call_in_flight() -> None:
+                    try:
+                        await mcp.call_tool(sid, "sleep", {"seconds": 600})
+                    except TransportError as exc:
+                        errors.append(exc)
+
+                async with trio.open_nursery() as calls:
+                    calls.start_soon(call_in_flight)
+                    await wait_for(lambda: received_call(loop.mcp, "sleep"))
+                    loop.http.forget_sessions()
+                    # This call finds out: the server refused it without running it,
+                    # so it is sent again in the new session.
+                    result = await mcp.call_tool(sid, "echo", {"message": "after"})
+                    assert result.text == "after"
+                # The call in flight may have run: it fails, and is not sent again.
+                (error,) = errors
+                assert isinstance(error, SessionExpiredError), repr(error)
+                assert initializations(loop.mcp) == 2
+                ran = [
+                    (r.params or {}).get("name")
+                    for r in loop.mcp.requests
+                    if r.method == "tools/call"
+                ]
+                assert ran == ["sleep", "echo"]
+                # The same actor: no restart, no state change.
+                assert mcp.client(sid) is client
+                status = mcp.status(sid)
+                assert (status.state, status.restarts, status.last_error) == ("ready", 0, None)
+                assert drain(events) == []
+                assert (await mcp.call_tool(sid, "echo", {"message": "again"})).text == "again"
             nursery.cancel_scope.cancel()
 
 
