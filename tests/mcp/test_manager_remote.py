@@ -583,6 +583,49 @@ async def test_an_expired_session_fails_the_calls_in_flight_and_the_next_call_wo
             nursery.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("kind", ["http", "http-stateless"])
+async def test_a_server_restarted_at_once_behind_its_url_is_no_crash(kind: str) -> None:
+    with trio.fail_after(BOUND):
+        async with trio.open_nursery() as nursery:
+            loop = Loopback(kind, nursery)
+            await loop.start()
+            async with SessionManager(options=options()) as mcp:
+                sid = await mcp.add_server(
+                    {"url": loop.url}, name="remote", wait=True, timeout=BOUND
+                )
+                await mcp.call_tool(sid, "add_tool", {"name": "ephemeral"})
+                await wait_for(lambda: "ephemeral" in mcp.tools())
+                events = mcp.events()
+                errors: list[BaseException] = []
+
+                async def call_in_flight() -> None:
+                    try:
+                        await mcp.call_tool(sid, "sleep", {"seconds": 600})
+                    except TransportError as exc:
+                        errors.append(exc)
+
+                async with trio.open_nursery() as calls:
+                    calls.start_soon(call_in_flight)
+                    await wait_for(lambda: received_call(loop.mcp, "sleep"))
+                    # A new process behind the same URL before the client noticed.
+                    await loop.stop()
+                    await loop.start()
+                    result = await mcp.call_tool(sid, "echo", {"message": "after"})
+                    assert result.text == "after"
+                (error,) = errors
+                assert isinstance(error, TransportError), repr(error)
+                status = mcp.status(sid)
+                assert (status.state, status.restarts) == ("ready", 0)
+                assert drain(events) == []
+                if kind == "http":
+                    # A new session, so the new process's tools.
+                    assert isinstance(error, SessionExpiredError), repr(error)
+                    await wait_for(lambda: "ephemeral" not in mcp.tools())
+                # Without sessions there is nothing to lose: calls simply go on.
+                assert (await mcp.call("echo", {"message": "again"})).text == "again"
+            nursery.cancel_scope.cancel()
+
+
 # -- a real peer
 
 

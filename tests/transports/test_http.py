@@ -230,6 +230,25 @@ async def test_a_server_restarted_mid_session_is_met_with_a_new_session() -> Non
             nursery.cancel_scope.cancel()
 
 
+async def test_a_stateless_server_restarted_behind_its_url_goes_on_serving() -> None:
+    with trio.fail_after(BOUND):
+        async with trio.open_nursery() as nursery:
+            server = McpHttpServer(builtin_server(), stateful=False)
+            first, scope = await start_in_scope(nursery, server.serve)
+            async with client_for(HttpParameters(first.url, name="stateless")) as client:
+                assert (await client.call_tool("echo", {"message": "a"})).text == "a"
+                scope.cancel()
+                second = McpHttpServer(builtin_server(), port=first.port, stateful=False)
+                _, scope = await start_in_scope(nursery, second.serve)
+                # No session to lose: the new process takes calls without a handshake.
+                assert (await client.call_tool("echo", {"message": "b"})).text == "b"
+            assert posts(second, "initialize") == []
+            assert [r.headers["mcp-protocol-version"] for r in posts(second, "tools/call")] == [
+                "2025-11-25"
+            ]
+            nursery.cancel_scope.cancel()
+
+
 async def test_an_error_status_fails_only_its_call() -> None:
     def intercept(record: HttpRecord) -> tuple[int, bytes] | None:
         body = json.loads(record.body) if record.body else {}
