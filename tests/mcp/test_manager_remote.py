@@ -29,7 +29,10 @@ import trio.testing
 from opex_trio import telemetry
 from opex_trio.errors import (
     HealthCheckError,
+    ServerUnavailableError,
     SessionExpiredError,
+    SupervisionError,
+    TransportAuthError,
     TransportBrokenError,
     TransportError,
 )
@@ -50,6 +53,7 @@ from tests.transports.test_interop import running, wait_listening
 BOUND = 60
 PEER_BOUND = 120  # a cold Node start on a loaded two-core machine takes seconds
 TOKEN = "tok-3b9f1c2e7a6d54f0"
+WRONG_TOKEN = "tok-00wrong11c0ffee"
 KINDS = ("http", "http-stateless", "sse", "websocket")
 # What the "type" of an mcpServers entry says for each kind.
 ENTRY_TYPES = {"http": "http", "http-stateless": "streamable-http", "sse": "sse"}
@@ -58,6 +62,10 @@ ENTRY_TYPES = {"http": "http", "http-stateless": "streamable-http", "sse": "sse"
 PATIENT = RestartPolicy(
     backoff_initial=0.05, backoff_max=0.5, jitter=0, max_restarts=1000, within=60
 )
+
+
+# Gives up after one restart.
+GIVE_UP = RestartPolicy(backoff_initial=0.01, jitter=0, max_restarts=1, within=60)
 
 
 def options(**kwargs: Any) -> ServerOptions:
@@ -438,25 +446,52 @@ async def test_the_token_reaches_the_server_and_nothing_else(
                 await loop.start()
                 await states_of(events, "ready")
                 assert (await mcp.call_tool(sid, "echo", {"message": "b"})).text == "b"
-                reports = [repr(mcp.servers()), failed, repr(mcp.status(sid).last_error)]
+                if kind in ("http", "sse"):
+                    # A forgotten session, renewed in place.
+                    loop.http.forget_sessions()
+                    assert (await mcp.call_tool(sid, "echo", {"message": "c"})).text == "c"
+                # A server that refuses the token it is given, until it is given up on.
+                refused = await mcp.add_server(
+                    {**config, "auth_token": WRONG_TOKEN}
+                    if style == "seed"
+                    else {**config, "headers": {"Authorization": f"Bearer {WRONG_TOKEN}"}},
+                    name="refused",
+                    options=options(restart=GIVE_UP),
+                )
+                with pytest.raises(ServerUnavailableError) as info:
+                    await mcp.wait_ready(refused, timeout=BOUND)
+                gave_up = mcp.status(refused).last_error
+                assert isinstance(gave_up, SupervisionError)
+                assert isinstance(gave_up.__cause__, TransportAuthError)
+                reports = [
+                    repr(mcp.servers()),
+                    failed,
+                    repr(mcp.status(sid).last_error),
+                    repr(info.value),
+                    str(info.value),
+                    repr(gave_up.__cause__),
+                ]
             nursery.cancel_scope.cancel()
     reports.append(repr(parse_server(config)))
     reports.extend(repr(event) for event in seen)
     assert any(isinstance(e, ServerStateChanged) and e.state == "restarting" for e in seen)
+    assert any(isinstance(e, ServerStateChanged) and e.state == "failed" for e in seen)
     # The transports' and HTTP client's own debug logs were captured too.
     assert ("trio-websocket" if kind == "websocket" else "httpcore2.http11") in {
         r.name for r in caplog.records
     }
     for text in [*reports, caplog.text]:
-        assert TOKEN not in text
+        assert TOKEN not in text and WRONG_TOKEN not in text
+    sent = {f"Bearer {TOKEN}", f"Bearer {WRONG_TOKEN}"}
     if kind == "websocket":
         assert isinstance(loop.server, McpWebSocketServer)
-        assert loop.server.request_headers[-1]["authorization"] == f"Bearer {TOKEN}"
+        assert {h["authorization"] for h in loop.server.request_headers} == sent
     else:
-        assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in loop.http.log)
+        assert {r.headers["authorization"] for r in loop.http.log} == sent
+        calls = posts(loop.http, "tools/call")
+        assert calls and all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in calls)
         if style == "seed":
-            (call,) = posts(loop.http, "tools/call")
-            assert call.headers["execution-id"] == "exec-7"
+            assert all(r.headers["execution-id"] == "exec-7" for r in calls)
 
 
 # -- a session the server forgot
