@@ -257,7 +257,10 @@ async def test_a_remote_server_is_managed_like_a_local_one(kind: str, style: str
         assert isinstance(loop.server, McpWebSocketServer)
         (handshake,) = loop.server.request_headers
         assert handshake["authorization"] == f"Bearer {TOKEN}"
-        if style == "mcpServers":
+        if style == "seed":
+            # One handshake carries every call, so the execution id goes there.
+            assert handshake["execution-id"] == "exec-7"
+        else:
             assert handshake["x-tenant"] == "acme"
         return
     log = loop.http.log
