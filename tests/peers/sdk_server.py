@@ -89,6 +89,9 @@ def main(argv: list[str]) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    # Listening before the URL is out: a client that connects at once waits in
+    # the backlog until the server accepts, rather than being refused.
+    sock.listen(128)
     port = sock.getsockname()[1]
     print(f"listening on http://127.0.0.1:{port}{path}", flush=True)
     # Imported by name: the peers venv has uvicorn (through mcp); the typing venv need not.
