@@ -33,10 +33,13 @@ a 404), the calls pending on it fail with that error, and the actor opens a new
 session on the same transport (a fresh handshake) while calls made meanwhile
 wait for it. A request the server refused for the forgotten session was never
 run, so it is sent once more, in the new session, within its deadline: the
-call that found out gets its answer, as do the calls after it. Request ids go
-on from the old session, so its late answers are dropped, and what it had
-still queued is not sent to the new one. Once the new session is open, subscribers get
-:class:`SessionRenewed`: what the server offers may have changed with it.
+call that found out gets its answer, as do the calls after it. Only a refusal
+that comes before the new session begins is known in time; when several calls
+meet one at once, a later refusal finds its call failed already with the calls
+in flight. Request ids go on from the old session, so its late answers are
+dropped, and what it had still queued is not sent to the new one. Once the new
+session is open, subscribers get :class:`SessionRenewed`: what the server
+offers may have changed with it.
 
 :meth:`McpClient.run` runs the actor in the caller's task, for a supervisor;
 ``async with McpClient(...)`` runs it in a nursery of its own.
