@@ -368,7 +368,10 @@ class SessionManager:
         )
 
     def client(self, server_id: str) -> McpClient:
-        """The connected client of a ready server, for resources, prompts and the rest."""
+        """The client of a ready server, for resources, prompts and the rest.
+
+        While it renews a session the server forgot, its calls wait for the new one.
+        """
         entry = self._entry(server_id)
         client = entry.ready_client()
         if client is None:
