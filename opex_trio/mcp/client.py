@@ -31,9 +31,15 @@ that caller gets the error.
 When an HTTP server forgets our session (:class:`~opex_trio.errors.SessionExpiredError`,
 a 404), the calls pending on it fail with that error, and the actor opens a new
 session on the same transport (a fresh handshake) while calls made meanwhile
-wait for it; the next call works without reconnecting. Request ids go on from
-the old session, so its late answers are dropped, and what it had still queued
-is not sent to the new one.
+wait for it. A request the server refused for the forgotten session was never
+run, so it is sent once more, in the new session, within its deadline: the
+call that found out gets its answer, as do the calls after it. Only a refusal
+that comes before the new session begins is known in time; when several calls
+meet one at once, a later refusal finds its call failed already with the calls
+in flight. Request ids go on from the old session, so its late answers are
+dropped, and what it had still queued is not sent to the new one. Once the new
+session is open, subscribers get :class:`SessionRenewed`: what the server
+offers may have changed with it.
 
 :meth:`McpClient.run` runs the actor in the caller's task, for a supervisor;
 ``async with McpClient(...)`` runs it in a nursery of its own.
@@ -120,6 +126,7 @@ __all__ = [
     "ProgressCallback",
     "RootsProvider",
     "SamplingHandler",
+    "SessionRenewed",
 ]
 
 logger = logging.getLogger("opex_trio.mcp")
@@ -139,10 +146,26 @@ RootsProvider: TypeAlias = (
 )
 """The roots to answer ``roots/list`` with: a fixed list, or an async function returning one."""
 
+
+@attrs.frozen
+class SessionRenewed:
+    """The server forgot our session, and the actor opened a new one in its place.
+
+    Delivered to subscribers once the new session is open. The server may be
+    a new process with other tools, resources or prompts, so a subscriber that
+    keeps lists of them reloads them.
+    """
+
+
 Notice: TypeAlias = (
-    LogReceived | ListChanged | ResourceUpdated | ProgressReceived | NotificationReceived
+    LogReceived
+    | ListChanged
+    | ResourceUpdated
+    | ProgressReceived
+    | NotificationReceived
+    | SessionRenewed
 )
-"""A notification event delivered to subscribers."""
+"""A notification event delivered to subscribers, or :class:`SessionRenewed`."""
 
 _LOG_LEVELS = {
     "debug": logging.DEBUG,
@@ -201,10 +224,13 @@ class _Reply:
     and rescheduled directly.
     """
 
-    __slots__ = ("_waiter", "done", "error", "result")
+    __slots__ = ("_waiter", "done", "error", "refused", "result")
 
     def __init__(self) -> None:
         self.done = False
+        # Failed because the server refused the request for a session it
+        # forgot: it never ran, so it may be sent again in a new session.
+        self.refused = False
         self.result: Mapping[str, Any] | None = None
         self.error: BaseException | None = None
         self._waiter: trio.lowlevel.Task | None = None
@@ -328,6 +354,16 @@ class McpClient:
     def connected(self) -> bool:
         """Whether the handshake is done and the connection has not failed or closed."""
         return self._session.state is SessionState.READY and self._error is None
+
+    @property
+    def available(self) -> bool:
+        """Whether calls can be made now.
+
+        True while :attr:`connected`, and also while the actor opens a new
+        session because the server forgot the old one: calls made meanwhile
+        wait for the new session, within their deadlines.
+        """
+        return self._ready_once and self._error is None and not self._done.is_set()
 
     @property
     def error(self) -> BaseException | None:
@@ -505,22 +541,25 @@ class McpClient:
             await self._open()
         except Exception as exc:  # noqa: BLE001 - reported to callers as the connection's failure
             self._fail(exc)
+        else:
+            self._publish(SessionRenewed())
         finally:
             finished.set()
 
-    async def _await_renewal(self, deadline: float | None, method: str) -> None:
+    async def _await_renewal(self, seconds: float | None, deadline: float, method: str) -> None:
+        """Wait, until ``deadline`` (``seconds`` after the call began), for a renewal under way."""
         renewing = self._renewing
         if renewing is None or renewing.is_set():
             return
-        with trio.move_on_after(math.inf if deadline is None else deadline):
+        with trio.move_on_at(deadline):
             await renewing.wait()
         if not renewing.is_set():
-            assert deadline is not None
+            assert seconds is not None
             raise RequestTimeoutError(
                 f"MCP server {self.name!r} was opening a new session and could not take "
-                f"{method} within {deadline:g} s",
+                f"{method} within {seconds:g} s",
                 method=method,
-                timeout=deadline,
+                timeout=seconds,
             )
         self._check_usable()
 
@@ -562,8 +601,14 @@ class McpClient:
             except RequestFailure as failure:
                 # The server did not answer, so no cancellation goes out.
                 reply = self._session.cancel(failure.request_id, notify=False)
-                if isinstance(reply, _Reply):
+                if not isinstance(reply, _Reply):
+                    continue  # a request of an older session, failed already
+                if isinstance(failure.error, SessionExpiredError):
+                    reply.refused = True
                     reply.fail(failure.error)
+                    # The session is gone: renew it (the caller waits for that).
+                    raise failure.error from None
+                reply.fail(failure.error)
                 continue
             for event in self._session.receive_data(data):
                 self._dispatch(event)
@@ -691,6 +736,9 @@ class McpClient:
     ) -> AsyncIterator[trio.MemoryReceiveChannel[Notice]]:
         """Receive the server's notifications (logs, list changes, progress, others).
 
+        A :class:`SessionRenewed` arrives too, when the actor had to open a new
+        session because the server forgot the old one.
+
         A subscriber that falls ``buffer`` events behind loses the newest ones
         (logged), so a slow reader never stalls the connection.
         """
@@ -777,8 +825,30 @@ class McpClient:
         connection fails.
         """
         self._check_usable()
-        deadline = self.options.request_timeout if timeout == "default" else timeout
-        await self._await_renewal(deadline, method)
+        seconds = self.options.request_timeout if timeout == "default" else timeout
+        deadline = math.inf if seconds is None else trio.current_time() + seconds
+        reply = await self._exchange(method, params, seconds, deadline, progress)
+        if reply.refused:
+            # Refused for a session the server forgot, so it never ran: sent once
+            # more, in the new session, within the same deadline.
+            logger.debug("MCP server %r: sending %s again in the new session", self.name, method)
+            self._check_usable()
+            reply = await self._exchange(method, params, seconds, deadline, progress)
+        if reply.error is not None:
+            raise reply.error
+        assert reply.result is not None
+        return reply.result
+
+    async def _exchange(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        seconds: float | None,
+        deadline: float,
+        progress: ProgressCallback | None,
+    ) -> _Reply:
+        """Send one request; wait for its reply until ``deadline``, ``seconds`` from the call."""
+        await self._await_renewal(seconds, deadline, method)
         token: int | None = None
         if progress is not None:
             token = self._progress_tokens()
@@ -796,22 +866,21 @@ class McpClient:
         if token is not None:
             assert progress is not None
             self._progress[token] = progress
-        expires = math.inf if deadline is None else trio.current_time() + deadline
         try:
             try:
                 self._mailbox_send.send_nowait(outgoing)
                 queued = True
             except trio.WouldBlock:
                 # The writer is behind: wait for room, within the deadline.
-                with trio.move_on_at(expires):
+                with trio.move_on_at(deadline):
                     await self._mailbox_send.send(outgoing)
                     queued = True
                 if not queued:
                     self._session.cancel(request.id, notify=False)
                     reply.fail(_TIMED_OUT)
             if not reply.done:
-                if expires != math.inf:
-                    self._deadlines.add(expires, reply, request.id)
+                if deadline != math.inf:
+                    self._deadlines.add(deadline, reply, request.id)
                 # Waiting for the reply is this call's checkpoint (send_nowait
                 # spared send()'s two).
                 await reply.wait()
@@ -824,22 +893,21 @@ class McpClient:
         finally:
             if token is not None:
                 self._progress.pop(token, None)
-        if reply.error is not None:
-            if reply.error is _TIMED_OUT:
-                assert deadline is not None
-                raise RequestTimeoutError(
-                    f"MCP server {self.name!r} did not answer {method} within {deadline:g} s",
-                    method=method,
-                    timeout=deadline,
-                )
-            raise reply.error
-        assert reply.result is not None
-        return reply.result
+        if reply.error is _TIMED_OUT:
+            assert seconds is not None
+            raise RequestTimeoutError(
+                f"MCP server {self.name!r} did not answer {method} within {seconds:g} s",
+                method=method,
+                timeout=seconds,
+            )
+        return reply
 
     async def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None:
         """Send a notification (for example ``notifications/roots/list_changed``)."""
         self._check_usable()
-        await self._await_renewal(self.options.request_timeout, method)
+        seconds = self.options.request_timeout
+        deadline = math.inf if seconds is None else trio.current_time() + seconds
+        await self._await_renewal(seconds, deadline, method)
         await self._mailbox_send.send(Outgoing.of(self._session.send_notification(method, params)))
 
     async def ping(self, *, timeout: float | Literal["default"] | None = "default") -> None:

@@ -150,7 +150,12 @@ def _parse_remote(
     try:
         if url.startswith(("ws://", "wss://")):
             return WebSocketParameters(
-                url, auth_token=data.get("auth_token"), headers=headers, name=name
+                url,
+                auth_token=data.get("auth_token"),
+                headers=headers,
+                execution_id=data.get("execution_id"),
+                execution_id_header=data.get("execution_id_header", "Execution-Id"),
+                name=name,
             )
         kind = data.get("transport") or data.get("type") or "auto"
         mode = "auto" if kind == "auto" else _HTTP_TYPES.get(kind)

@@ -29,8 +29,14 @@ with side effects never runs twice behind the caller's back.
 The registry names every server's tools with :func:`~opex_trio.mcp.naming.assign_names`
 (unique, stable, provider-valid), after each server's allow and deny filters.
 A server's last known tools stay in the registry while it restarts, so names
-do not come and go with a crash; they are reloaded after every reconnect and on
-``notifications/tools/list_changed``.
+do not come and go with a crash; they are reloaded after every reconnect, on
+``notifications/tools/list_changed``, and after every new session.
+
+A remote server that forgot our session (an HTTP 404: it expired the session,
+or it is a new process behind the same URL) is no crash: the actor opens a new
+session on the same connection. The server stays ``"ready"`` and no restart
+is counted; calls made meanwhile wait for the new session, and the tools and
+the server's info are reloaded from it.
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ from ..transports.base import Transport, TransportFactory
 from ..transports.http import HttpParameters, open_http_transport
 from ..transports.stdio import StdioParameters, open_stdio_transport
 from ..transports.websocket import WebSocketParameters, open_websocket_transport
-from .client import ClientOptions, McpClient, ProgressCallback
+from .client import ClientOptions, McpClient, ProgressCallback, SessionRenewed
 from .config import ServerConfig, parse_server, server_id
 from .naming import assign_names
 
@@ -161,7 +167,12 @@ class ServerOptions:
 
 @attrs.frozen
 class ServerStatus:
-    """A snapshot of one managed server."""
+    """A snapshot of one managed server.
+
+    ``protocol_version`` and ``server_info`` are those of the server's latest
+    handshake (``None`` before the first); like ``tools``, they are kept while
+    the server restarts.
+    """
 
     id: str
     state: ServerState
@@ -211,17 +222,29 @@ class _Server:
         self.state: ServerState = "starting"
         self.client: McpClient | None = None
         self.tools: tuple[Tool, ...] = ()
+        self.protocol_version: str | None = None
+        self.server_info: Implementation | None = None
         self.last_error: BaseException | None = None
         self.handle: ChildHandle | None = None
         self.changed = trio.Event()
+        self.loading = trio.Lock()
 
     @property
     def restarts(self) -> int:
         return self.handle.restarts if self.handle is not None else 0
 
+    def learn(self, client: McpClient) -> None:
+        """Keep what the client's latest handshake said about the server."""
+        if client.protocol_version is not None:  # None while a handshake is under way
+            self.protocol_version = client.protocol_version
+            self.server_info = client.server_info
+
     def ready_client(self) -> McpClient | None:
         client = self.client
-        if self.state in ("ready", "unhealthy") and client is not None and client.connected:
+        # Not ``connected``: while the actor renews a session the server forgot,
+        # the state stays "ready" and the client itself holds calls until the
+        # new session is open; waiting here for a state change would wait forever.
+        if self.state in ("ready", "unhealthy") and client is not None and client.available:
             return client
         return None
 
@@ -334,22 +357,21 @@ class SessionManager:
     def status(self, server_id: str) -> ServerStatus:
         """A snapshot of one server."""
         entry = self._entry(server_id)
-        client = entry.client
-        info = None
-        if client is not None and client.protocol_version is not None:
-            info = client.server_info
         return ServerStatus(
             id=entry.id,
             state=entry.state,
-            protocol_version=client.protocol_version if client is not None else None,
-            server_info=info,
+            protocol_version=entry.protocol_version,
+            server_info=entry.server_info,
             last_error=entry.last_error,
             restarts=entry.restarts,
             tools=tuple(t.name for t in entry.tools),
         )
 
     def client(self, server_id: str) -> McpClient:
-        """The connected client of a ready server, for resources, prompts and the rest."""
+        """The client of a ready server, for resources, prompts and the rest.
+
+        While it renews a session the server forgot, its calls wait for the new one.
+        """
         entry = self._entry(server_id)
         client = entry.ready_client()
         if client is None:
@@ -495,9 +517,11 @@ class SessionManager:
         with unwrap_single():
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._run_client, client, nursery.cancel_scope)
+                entry.learn(client)
+                # Listening before the first load: a change announced meanwhile is not lost.
+                await nursery.start(self._listen, entry, client)
                 await self._load_tools(entry, client)
                 self._set_state(entry, "ready")
-                nursery.start_soon(self._listen, entry, client)
                 if entry.options.health is not None:
                     nursery.start_soon(self._check_health, entry, client, entry.options.health)
 
@@ -510,21 +534,29 @@ class SessionManager:
         scope.cancel()
 
     async def _load_tools(self, entry: _Server, client: McpClient) -> None:
-        if client.capabilities.tools is None:
-            tools: list[Tool] = []
-        else:
-            tools = await client.list_tools()
-        entry.tools = tuple(t for t in tools if entry.options.allows(t.name))
-        self._rebuild_registry()
+        # One load at a time per server, so an older answer never replaces a newer one.
+        async with entry.loading:
+            if client.capabilities.tools is None:
+                tools: list[Tool] = []
+            else:
+                tools = await client.list_tools()
+            entry.tools = tuple(t for t in tools if entry.options.allows(t.name))
+            self._rebuild_registry()
 
-    async def _listen(self, entry: _Server, client: McpClient) -> None:
+    async def _listen(
+        self, entry: _Server, client: McpClient, *, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
         async with client.subscribe() as notices:
+            task_status.started()
             async for notice in notices:
-                if isinstance(notice, ListChanged) and notice.kind == "tools":
-                    try:
-                        await self._load_tools(entry, client)
-                    except (OpexError, McpError) as exc:
-                        logger.warning("reloading the tools of %r failed: %s", entry.id, exc)
+                if isinstance(notice, SessionRenewed):
+                    entry.learn(client)
+                elif not (isinstance(notice, ListChanged) and notice.kind == "tools"):
+                    continue
+                try:
+                    await self._load_tools(entry, client)
+                except (OpexError, McpError) as exc:
+                    logger.warning("reloading the tools of %r failed: %s", entry.id, exc)
 
     async def _check_health(self, entry: _Server, client: McpClient, check: HealthCheck) -> None:
         failures = 0

@@ -11,8 +11,10 @@ over HTTP/1.1, written with trio and h11, on ``127.0.0.1`` and a free port::
 
 Streamable HTTP (``legacy=False``) serves one endpoint, ``/mcp``: POST for
 every client message, GET for the server's own stream, DELETE to end a
-session. It can be stateful (``Mcp-Session-Id``) or stateless, and answer
-requests with JSON bodies or SSE streams. Every SSE event carries an id, so a
+session. It can be stateful (``Mcp-Session-Id``) or stateless (then a request
+needs no ``initialize`` before it: a client may have made that with an earlier
+process behind the same URL), and answer requests with JSON bodies or SSE
+streams. Every SSE event carries an id, so a
 client can resume a stream with ``Last-Event-ID``; events are kept for that.
 
 HTTP+SSE (``legacy=True``) serves ``GET /sse`` (the stream, starting with the
@@ -349,6 +351,11 @@ class McpHttpServer:
                 return True
             if session.id is not None:
                 extra.append(("Mcp-Session-Id", session.id))
+            elif session.conn.version is None:
+                # Stateless: take the version the client negotiated, as if initialized.
+                offered = record.headers.get("mcp-protocol-version")
+                versions = self.mcp.protocol_versions
+                session.conn.version = offered if offered in versions else versions[0]
         assert self._nursery is not None
         if not requests:
             await session.conn.handle_text(record.body, self._nursery)

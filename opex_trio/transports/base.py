@@ -19,7 +19,10 @@ request and keep the connection: :meth:`Transport.receive` then raises
 :class:`RequestFailure`, which names the request and carries the typed error
 its caller gets. Transports with sessions the server can forget (Streamable
 HTTP) raise :class:`~opex_trio.errors.SessionExpiredError` and offer
-:meth:`Transport.reset_session`, after which a new handshake may start.
+:meth:`Transport.reset_session`, after which a new handshake may start. When
+the server refused one request for the forgotten session, that request's
+:class:`RequestFailure` carries the :class:`~opex_trio.errors.SessionExpiredError`
+instead: the request never ran, so it may be sent again in the new session.
 """
 
 from __future__ import annotations

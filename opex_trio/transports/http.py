@@ -29,10 +29,14 @@ Errors: a network failure (refused connection, reset, timeout) breaks the
 connection (:class:`~opex_trio.errors.TransportBrokenError`); a 401 or 403
 raises :class:`~opex_trio.errors.TransportAuthError`; a 404 for our session
 (or a 400 whose body speaks of the session, which many servers send instead)
-raises :class:`~opex_trio.errors.SessionExpiredError` (once per session) and
-:meth:`HttpTransport.reset_session` lets the actor start a new one; any other
-error status fails only the request it answered (:class:`RequestFailure`), and
-a JSON-RPC error in such a body is passed on as the server's answer.
+means a :class:`~opex_trio.errors.SessionExpiredError`, and
+:meth:`HttpTransport.reset_session` lets the actor start a new one. When the
+404 answered a request, it comes as that request's :class:`RequestFailure`:
+the server refused the request without running it, so the actor may send it
+again in the new session; otherwise (a notification, a resumed stream) it is
+raised, once per session. Any other error status fails only the request it
+answered (:class:`RequestFailure`), and a JSON-RPC error in such a body is
+passed on as the server's answer.
 
 HTTP+SSE (protocol 2024-11-05) keeps one GET stream open; its first event,
 ``endpoint``, names the URL to POST messages to, and every server message
@@ -491,8 +495,11 @@ class HttpTransport(Transport):
         if sent_session is None or sent_session != self._session_id or self._expired:
             return None
         self._expired = True
+        return self._expired_error(sent_session)
+
+    def _expired_error(self, session: str) -> SessionExpiredError:
         return SessionExpiredError(
-            f"MCP server {self.name!r} no longer knows session {sent_session!r} (HTTP 404); "
+            f"MCP server {self.name!r} no longer knows session {session!r} (HTTP 404); "
             "a new session is needed",
             server=self.name,
         )
@@ -582,12 +589,12 @@ class HttpTransport(Transport):
         body: bytes | None = None
         if status == 400 and sent_session is not None:
             body = await self._body(response, self.params.max_message_size)
-        if status == 404 or _forgot_session(status, body):
-            gone = self._session_gone(sent_session)
-            if gone is not None:
-                raise gone
-            if sent_session is not None:
-                return None  # an older session's request; its caller has been told already
+        if (status == 404 or _forgot_session(status, body)) and sent_session is not None:
+            # Refused, not run: the actor renews the session (unless this one is
+            # older than the current) and may send the request again.
+            error = self._session_gone(sent_session) or self._expired_error(sent_session)
+            await self._deliver(RequestFailure(message.id, error))
+            return None
         if status >= 300:
             await self._error_status(message, response, body)
             return None
@@ -922,12 +929,17 @@ class HttpTransport(Transport):
                 status = response.status_code
                 if status in (401, 403):
                     raise await self._auth_error(response, what)
-                if status == 404 and not self._expired:
+                if status == 404 and (not self._expired or isinstance(message, Request)):
                     self._expired = True
-                    raise SessionExpiredError(
+                    expired = SessionExpiredError(
                         f"MCP server {self.name!r} no longer knows our SSE session (HTTP 404)",
                         server=self.name,
                     )
+                    if isinstance(message, Request) and message.method != "initialize":
+                        # Refused, not run: the actor may send it again in a new session.
+                        await self._deliver(RequestFailure(message.id, expired))
+                        return
+                    raise expired
                 if status >= 300:
                     excerpt = await self._excerpt(response)
                     if isinstance(message, Request):

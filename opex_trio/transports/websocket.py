@@ -101,7 +101,10 @@ class WebSocketParameters:
     """How to reach an MCP server over WebSocket.
 
     ``auth_token`` is sent as ``Authorization: Bearer`` in the handshake and
-    ``headers`` are added to it. ``ping_interval`` (``None``: no keepalive)
+    ``headers`` are added to it. ``execution_id`` goes in the handshake too, in
+    the header named ``execution_id_header``: over HTTP it comes with every
+    ``tools/call``, but a WebSocket carries every call of the connection after
+    one handshake, so that is where the server learns it. ``ping_interval`` (``None``: no keepalive)
     and ``ping_timeout`` drive the keepalive; ``connect_timeout`` bounds the
     opening handshake and ``close_timeout`` the closing one (when the client
     is cancelled, the server's answer to the close cannot be read any more,
@@ -112,6 +115,8 @@ class WebSocketParameters:
     url: str = attrs.field(validator=_check_ws_url)
     auth_token: str | None = attrs.field(default=None, repr=False)
     headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers, repr=_redacted)
+    execution_id: str | None = attrs.field(default=None)
+    execution_id_header: str = attrs.field(default="Execution-Id")
     name: str | None = None
     subprotocol: str = "mcp"
     ping_interval: float | None = 20.0
@@ -128,6 +133,16 @@ class WebSocketParameters:
         ):
             raise ConfigError("auth_token must be a non-empty string without line breaks")
 
+    @execution_id.validator
+    def _check_execution_id(self, attribute: Any, value: Any) -> None:
+        if value is not None and (not isinstance(value, str) or any(c in value for c in "\r\n\0")):
+            raise ConfigError(f"execution_id must be a string without line breaks, got {value!r}")
+
+    @execution_id_header.validator
+    def _check_execution_id_header(self, attribute: Any, value: Any) -> None:
+        if not isinstance(value, str) or not value or any(c in value for c in ":\r\n\0 "):
+            raise ConfigError(f"execution_id_header must be a header name, got {value!r}")
+
     @property
     def label(self) -> str:
         """The server's name, or the host of its URL when it has none."""
@@ -136,6 +151,8 @@ class WebSocketParameters:
     def handshake_headers(self) -> list[tuple[bytes, bytes]]:
         """The extra headers of the opening handshake."""
         headers = [(k.encode(), v.encode()) for k, v in self.headers.items()]
+        if self.execution_id is not None:
+            headers.append((self.execution_id_header.encode(), self.execution_id.encode()))
         if self.auth_token is not None:
             headers.append((b"Authorization", f"Bearer {self.auth_token}".encode()))
         return headers

@@ -136,6 +136,15 @@ def test_remote_servers_seed_dict_and_file_forms() -> None:
     assert isinstance(servers["legacy"], HttpParameters) and servers["legacy"].transport == "sse"
     assert servers["modern"].transport == "streamable-http"  # type: ignore[union-attr]
     assert isinstance(servers["socket"], WebSocketParameters)
+    # Over WebSocket the execution id goes in the opening handshake.
+    socket = parse_server(
+        {"url": "ws://127.0.0.1:9/mcp", "auth_token": "s3cret", "execution_id": "run-2"}
+    )
+    assert isinstance(socket, WebSocketParameters) and socket.execution_id == "run-2"
+    assert (b"Execution-Id", b"run-2") in socket.handshake_headers()
+    assert "s3cret" not in repr(socket)
+    with pytest.raises(ConfigError, match="execution_id_header"):
+        parse_server({"url": "ws://h/mcp", "execution_id": "e", "execution_id_header": "A:B"})
 
 
 @pytest.mark.parametrize(

@@ -188,8 +188,9 @@ def time_server_command(timezone: str = "UTC") -> list[str]:
 def sdk_server_command(transport: SdkTransport = "streamable-http") -> list[str]:
     """Argv that starts a small server built on the official ``mcp`` SDK (``sdk_server.py``).
 
-    Over HTTP it binds a free port on 127.0.0.1 and first prints one line,
-    ``listening on http://127.0.0.1:PORT/mcp`` (or ``/sse``), to stdout.
+    Over HTTP it listens on a free port on 127.0.0.1, then prints one line,
+    ``listening on http://127.0.0.1:PORT/mcp`` (or ``/sse``), to stdout; a client
+    may connect at once.
     """
     if transport not in ("stdio", "sse", "streamable-http"):
         raise ValueError(f"unknown SDK server transport: {transport!r}")

@@ -176,7 +176,7 @@ async def test_a_stream_without_event_ids_that_ends_early_fails_only_its_call() 
                 assert (await client.call_tool("echo", {"message": "fine"})).text == "fine"
 
 
-async def test_an_expired_session_fails_pending_calls_and_the_next_call_renews() -> None:
+async def test_an_expired_session_fails_pending_calls_and_the_refused_call_is_sent_again() -> None:
     with trio.fail_after(BOUND):
         async with serving() as server:
             async with client_for(HttpParameters(server.url, name="remote")) as client:
@@ -193,13 +193,21 @@ async def test_an_expired_session_fails_pending_calls_and_the_next_call_renews()
 
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(slow)
-                    while client.pending_count == 0:
+                    # Running on the server, so not refused when the session goes.
+                    while not any(r.method == "tools/call" for r in server.mcp.requests):
                         await trio.sleep(0.01)
                     server.forget_sessions()
-                    with pytest.raises(SessionExpiredError) as info:
-                        await client.call_tool("echo", {"message": "x"})
-                assert "'remote'" in str(info.value) and info.value.server == "remote"
-                assert len(errors) == 1
+                    # The call that finds out was refused, not run: it is sent again
+                    # in the new session. The call in flight may have run: it fails.
+                    assert (await client.call_tool("echo", {"message": "x"})).text == "x"
+                (error,) = errors
+                assert isinstance(error, SessionExpiredError)
+                assert "'remote'" in str(error) and error.server == "remote"
+                # POSTed twice (refused, then sent again), run once.
+                echoes = [r for r in posts(server, "tools/call") if b'"echo"' in r.body]
+                assert len(echoes) == 2
+                ran = [r for r in server.mcp.requests if r.method == "tools/call"]
+                assert [(r.params or {}).get("name") for r in ran] == ["sleep", "echo"]
                 assert (await client.call_tool("echo", {"message": "y"})).text == "y"
                 assert transport.session_id not in (None, first)
                 assert client.connected
@@ -215,10 +223,30 @@ async def test_a_server_restarted_mid_session_is_met_with_a_new_session() -> Non
                 scope.cancel()
                 second = McpHttpServer(builtin_server(), port=first.port)
                 _, scope = await start_in_scope(nursery, second.serve)
-                with pytest.raises(SessionExpiredError):
-                    await client.call_tool("echo", {"message": "b"})
+                # Refused for the session the new server never knew, so not run:
+                # the call is sent again in a new session and gets its answer.
+                assert (await client.call_tool("echo", {"message": "b"})).text == "b"
                 assert (await client.call_tool("echo", {"message": "c"})).text == "c"
             assert len(posts(second, "initialize")) == 1
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_stateless_server_restarted_behind_its_url_goes_on_serving() -> None:
+    with trio.fail_after(BOUND):
+        async with trio.open_nursery() as nursery:
+            server = McpHttpServer(builtin_server(), stateful=False)
+            first, scope = await start_in_scope(nursery, server.serve)
+            async with client_for(HttpParameters(first.url, name="stateless")) as client:
+                assert (await client.call_tool("echo", {"message": "a"})).text == "a"
+                scope.cancel()
+                second = McpHttpServer(builtin_server(), port=first.port, stateful=False)
+                _, scope = await start_in_scope(nursery, second.serve)
+                # No session to lose: the new process takes calls without a handshake.
+                assert (await client.call_tool("echo", {"message": "b"})).text == "b"
+            assert posts(second, "initialize") == []
+            assert [r.headers["mcp-protocol-version"] for r in posts(second, "tools/call")] == [
+                "2025-11-25"
+            ]
             nursery.cancel_scope.cancel()
 
 
@@ -408,9 +436,9 @@ async def test_an_expired_legacy_session_is_renewed_on_a_new_stream() -> None:
     with trio.fail_after(BOUND):
         async with serving(legacy=True, expire_after=2) as server:
             async with client_for(HttpParameters(server.url, name="old-style")) as client:
-                # initialize and initialized were the first two POSTs.
-                with pytest.raises(SessionExpiredError):
-                    await client.call_tool("echo", {"message": "a"})
+                # initialize and initialized were the first two POSTs; the third is
+                # refused with a 404, so it is sent again in a new session.
+                assert (await client.call_tool("echo", {"message": "a"})).text == "a"
                 assert (await client.call_tool("echo", {"message": "b"})).text == "b"
             streams = [r for r in server.log if r.method == "GET"]
             assert len(streams) == 2
