@@ -373,6 +373,15 @@ async def _environment(
                 open_model(choice, start_timeout=timeout or math.inf)
             )
         started = await wait_started(mcp, timeout=timeout)
+        for entry in started:
+            status = entry.status
+            logger.info(
+                "MCP server %r: %s, protocol %s, %d tools",
+                status.id,
+                status.state if entry.ready else f"failed ({status.last_error})",
+                status.protocol_version,
+                len(status.tools),
+            )
         if strict:
             check_started(started, timeout)
         if model is not None:
