@@ -579,8 +579,7 @@ async def _chat(args: argparse.Namespace, ui: Ui, interrupts: _Interrupts) -> in
                 finally:
                     interrupts.turn = None
             if turn.cancelled_caught:
-                ui.clear_progress()
-                ui.end_answer()
+                ui.after_ctrl_c()
                 ui.notice("answer cancelled; that message is left out of the conversation")
                 continue
             if result is None:
@@ -777,8 +776,8 @@ async def _main(args: argparse.Namespace, ui: Ui) -> int:
                 status = await _dispatch(args, ui, interrupts)
             nursery.cancel_scope.cancel()
     if interrupts.exit_status is not None:
-        ui.clear_progress()
-        ui.end_answer()
+        if interrupts.exit_status == EXIT_INTERRUPTED:
+            ui.after_ctrl_c()
         ui.notice("interrupted" if interrupts.exit_status == EXIT_INTERRUPTED else "terminated")
         return interrupts.exit_status
     return status

@@ -68,6 +68,17 @@ class Ui:
         """A line of information: which model, a cancelled turn."""
         self._line(f"opex-trio: {text}")
 
+    def after_ctrl_c(self) -> None:
+        """Start a fresh line after the ``^C`` a terminal echoes."""
+        if self._status:
+            # Clearing the progress line erases the ^C on it too.
+            self._clear_status()
+            return
+        self._end_out_line()
+        if self.err_tty:
+            self.err.write("\n")
+            self.err.flush()
+
     def error(self, text: str) -> None:
         """The one line that says what failed."""
         self._line(f"opex-trio: error: {text}")
@@ -79,7 +90,8 @@ class Ui:
 
     def _clear_status(self) -> None:
         if self._status:
-            self.err.write("\r" + " " * len(self._status) + "\r")
+            # Only ever shown on a terminal: erase the whole line.
+            self.err.write("\r\x1b[K")
             self.err.flush()
             self._status = ""
 
