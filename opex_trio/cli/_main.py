@@ -56,11 +56,13 @@ from ..errors import (
     RequestTimeoutError,
     ServerUnavailableError,
 )
+from ..llm.local import missing_local_model
 from ..mcp.manager import RegisteredTool, SessionManager
 from ..protocol.types import CallToolResult, ProgressParams
 from ._errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
+    EXIT_NO_MODEL,
     EXIT_OK,
     EXIT_STATUSES,
     EXIT_TERMINATED,
@@ -70,7 +72,7 @@ from ._errors import (
     status_of,
 )
 from ._input import LineReader
-from ._model import LOCAL_MAX_TOKENS, OpenModel, choose_model, open_model
+from ._model import LOCAL_MAX_TOKENS, OpenModel, choose_model, no_model_message, open_model
 from ._servers import Started, check_started, server_configs, start_servers, wait_started
 from ._ui import Ui
 
@@ -362,6 +364,11 @@ async def _environment(
         if with_model
         else None
     )
+    if choice is not None and choice.source == "local":
+        # Said before any server starts: nothing could run without a model.
+        problem = missing_local_model()
+        if problem is not None:
+            raise CliError(no_model_message(problem), EXIT_NO_MODEL)
     timeout = args.start_timeout or None
     async with AsyncExitStack() as stack:
         mcp = await stack.enter_async_context(SessionManager(name="opex-trio"))

@@ -5,7 +5,8 @@ The rules, in order (the first that applies wins):
 1. ``--local``: the embedded model (llama-cpp-python's server with SmolLM2-135M).
 2. ``--base-url URL``: that OpenAI-compatible server, with ``OPENROUTER_API_KEY``
    when the URL is OpenRouter's, else ``OPENAI_API_KEY`` when set, else no key
-   (local servers need none). ``--model`` defaults to the first model the
+   (local servers need none). ``--model`` defaults to the default of rules 3
+   and 4 for OpenRouter's and OpenAI's URLs, else to the first model the
    server lists at ``URL/models``.
 3. ``OPENROUTER_API_KEY``: OpenRouter, model ``openai/gpt-4o-mini`` by default.
 4. ``OPENAI_API_KEY``: OpenAI's API, model ``gpt-4o-mini`` by default.
@@ -68,8 +69,13 @@ def choose_model(
         return ModelChoice("local", model=model)
     if base_url:
         host = httpx2.URL(base_url).host if "://" in base_url else ""
-        name = OPENROUTER_KEY if host.endswith("openrouter.ai") else OPENAI_KEY
+        openrouter = host.endswith("openrouter.ai")
+        name = OPENROUTER_KEY if openrouter else OPENAI_KEY
         key = _key(env, name)
+        if model is None and openrouter:
+            model = OPENROUTER_MODEL
+        elif model is None and host == "api.openai.com":
+            model = OPENAI_MODEL
         return ModelChoice(
             "base_url", base_url, key, model, key_name=name if key is not None else None
         )

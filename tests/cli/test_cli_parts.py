@@ -61,6 +61,13 @@ OPENROUTER = "https://openrouter.ai/api/v1"
             {"OPENROUTER_API_KEY": "or", "OPENAI_API_KEY": "oa"},
             ("base_url", OPENROUTER, "or", "x/y", "OPENROUTER_API_KEY"),
         ),
+        (
+            False,
+            OPENROUTER,
+            None,
+            {},
+            ("base_url", OPENROUTER, None, "openai/gpt-4o-mini", None),
+        ),
         # --local wins over keys.
         (True, None, None, {"OPENAI_API_KEY": "oa"}, ("local", None, None, None, None)),
     ],
