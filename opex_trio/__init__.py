@@ -27,6 +27,7 @@ from .agent.chat import ChatFinished as ChatFinished
 from .agent.chat import ChatResult as ChatResult
 from .agent.chat import TextDelta as TextDelta
 from .agent.chat import ToolFinished as ToolFinished
+from .agent.chat import ToolProgress as ToolProgress
 from .agent.chat import ToolResult as ToolResult
 from .agent.chat import ToolStarted as ToolStarted
 from .agent.chat import TurnFinished as TurnFinished
@@ -151,6 +152,7 @@ __all__ = [
     "ToolCallDelta",
     "ToolFinished",
     "ToolIndex",
+    "ToolProgress",
     "ToolRef",
     "ToolResult",
     "ToolStarted",

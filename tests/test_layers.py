@@ -61,9 +61,16 @@ IO_MODULES = frozenset(
 ANY = frozenset({"*"})
 
 # Shared by every layer but the sans-IO core: the error tree, the telemetry
-# events, the version string, and the unwrapping of trio's exception groups.
+# events, the version string, the unwrapping of trio's exception groups, and
+# the process-group shutdown of child processes.
 BASE = frozenset(
-    {"opex_trio.errors", "opex_trio.telemetry", "opex_trio._version", "opex_trio._exceptions"}
+    {
+        "opex_trio.errors",
+        "opex_trio.telemetry",
+        "opex_trio._version",
+        "opex_trio._exceptions",
+        "opex_trio._process",
+    }
 )
 
 
@@ -124,6 +131,7 @@ LAYERS = (
     ),
     layer("opex_trio.errors", set(), set()),
     layer("opex_trio._exceptions", {"trio"}, set()),
+    layer("opex_trio._process", {"trio"}, set()),
     layer("opex_trio._version", set(), set()),
     layer("opex_trio.cli", set(ANY), set(ANY)),
     layer("opex_trio.testing", set(ANY), set(ANY)),

@@ -24,8 +24,10 @@ naming the hook. Cancelling a chat cancels its running tools, and each MCP
 server is told (``notifications/cancelled``).
 
 :meth:`Chat.stream` runs the same loop with streamed model calls and yields
-events as they happen: text deltas, tool calls started and finished, turns
-finished, and the final result.
+events as they happen: text deltas, tool calls started, progressing and
+finished, turns finished, and the final result. Progress reports of MCP tool
+calls (``notifications/progress``) also go to the ``on_progress`` callback, in
+either mode.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from ..errors import (
 from ..llm.client import Client
 from ..llm.types import ChatCompletion, ContentDelta, ToolCall, Usage
 from ..mcp.manager import SessionManager
-from ..protocol.types import CallToolResult, Tool
+from ..protocol.types import CallToolResult, ProgressParams, Tool
 from .content import image_parts, tool_message_content
 from .hooks import (
     NOT_MINE,
@@ -76,9 +78,11 @@ __all__ = [
     "ChatEvent",
     "ChatFinished",
     "ChatResult",
+    "OnProgress",
     "StopReason",
     "TextDelta",
     "ToolFinished",
+    "ToolProgress",
     "ToolResult",
     "ToolStarted",
     "TurnFinished",
@@ -173,6 +177,26 @@ class ToolStarted(ChatEvent):
 
 
 @attrs.frozen
+class ToolProgress(ChatEvent):
+    """A running MCP tool call reported progress (``notifications/progress``).
+
+    ``progress`` only grows; ``total`` is ``None`` when the server does not
+    know it; ``message`` is the server's own words, if any.
+    """
+
+    tool_call_id: str
+    name: str
+    server: str | None
+    progress: float
+    total: float | None
+    message: str | None
+
+
+OnProgress: TypeAlias = Callable[[ToolProgress], object]
+"""Called with each :class:`ToolProgress` of a chat; may be sync or async."""
+
+
+@attrs.frozen
 class ToolFinished(ChatEvent):
     """A tool call ended."""
 
@@ -259,7 +283,10 @@ class Chat:
     ``max_result_chars`` bounds a tool result's text, ``strict_tools`` asks for
     OpenAI strict schemas where possible, and ``tool_images="attach"`` passes
     images from tool results to the model as content parts (in a user message
-    after the tool results) instead of describing them.
+    after the tool results) instead of describing them. ``on_progress``
+    receives a :class:`ToolProgress` for each progress report of a running MCP
+    tool call; it runs in the task that reads the server's messages, so it
+    must return quickly (an ``async`` one runs in the background).
     """
 
     def __init__(
@@ -280,11 +307,14 @@ class Chat:
         max_result_chars: int | None = 20_000,
         strict_tools: bool = False,
         tool_images: Literal["describe", "attach"] = "describe",
+        on_progress: OnProgress | None = None,
     ) -> None:
         if custom_tools and custom_tool_executor is None:
             raise ConfigError("custom_tools need a custom_tool_executor to run them")
         if max_turns < 1:
             raise ConfigError(f"max_turns must be at least 1, got {max_turns!r}")
+        if on_progress is not None and not callable(on_progress):
+            raise ConfigError(f"on_progress must be callable, got {on_progress!r}")
         self.client = client
         self.mcp = mcp
         self.servers = tuple(servers) if servers is not None else None
@@ -300,6 +330,7 @@ class Chat:
         self.max_result_chars = max_result_chars
         self.strict_tools = strict_tools
         self.tool_images = tool_images
+        self.on_progress = on_progress
         self._index_key: Any = None
         self._index: ToolIndex | None = None
         # Fail on bad custom tools now, not at the first turn.
@@ -663,9 +694,10 @@ class Chat:
                     f"the before_tool_call hook returned {verdict!r}; "
                     "return None, Approve(), Deny(reason) or Rewrite(arguments)"
                 )
+        progress = self._progress_reporter(emit, run.turn, call.id, name, server)
         try:
             with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
-                handled, value = await self._execute(name, arguments, ref, run.context)
+                handled, value = await self._execute(name, arguments, ref, run.context, progress)
         except ServerUnavailableError as exc:
             return finish(
                 f"Error: the tool's server is not available: {exc}", "unavailable", error=exc
@@ -683,8 +715,32 @@ class Chat:
         failed = isinstance(value, CallToolResult) and value.is_error
         return finish(content, "error" if failed else "ok", raw=value)
 
+    def _progress_reporter(
+        self, emit: Emit | None, turn: int, call_id: str, name: str, server: str | None
+    ) -> Callable[[ProgressParams], object] | None:
+        """The MCP progress callback of one call, or ``None`` when nobody listens."""
+        on_progress = self.on_progress
+        if emit is None and on_progress is None:
+            return None
+
+        def report(params: ProgressParams) -> object:
+            event = ToolProgress(
+                turn, call_id, name, server, params.progress, params.total, params.message
+            )
+            if emit is not None:
+                emit(event)
+            # An awaitable result is run in the background by the MCP client.
+            return on_progress(event) if on_progress is not None else None
+
+        return report
+
     async def _execute(
-        self, name: str, arguments: dict[str, Any], ref: ToolRef | None, context: Any
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        ref: ToolRef | None,
+        context: Any,
+        progress: Callable[[ProgressParams], object] | None = None,
     ) -> tuple[bool, Any]:
         """Run one call: the program's executor first, then the MCP server."""
         if self.custom_tool_executor is not None:
@@ -697,7 +753,11 @@ class Chat:
         if ref is None or ref.server is None or self.mcp is None:
             return False, None
         result = await self.mcp.call_tool(
-            ref.server, ref.original_name, ref.call_arguments(arguments), timeout=None
+            ref.server,
+            ref.original_name,
+            ref.call_arguments(arguments),
+            timeout=None,
+            progress=progress,
         )
         return True, result
 

@@ -1,7 +1,8 @@
 """The OpenAI-compatible chat completion client: requests, retries, streaming and typed results.
 
 This layer knows nothing of MCP; it imports only httpx2, trio, attrs and the
-shared error tree and telemetry.
+shared error tree and telemetry. :mod:`opex_trio.llm.local` starts the
+embedded model (an optional extra) as a local OpenAI-compatible server.
 """
 
 from .client import DEFAULT_BASE_URL as DEFAULT_BASE_URL

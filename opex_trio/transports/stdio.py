@@ -31,7 +31,6 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -40,6 +39,7 @@ from typing import Any
 import attrs
 import trio
 
+from .._process import terminate_group
 from ..errors import (
     ConfigError,
     MessageTooLargeError,
@@ -352,18 +352,12 @@ class StdioTransport(Transport):
                 await self._stdin.aclose()
             with trio.move_on_after(self.params.close_grace):
                 await self.process.wait()
-            if _group_alive(self.pid):
-                _signal_group(self.pid, signal.SIGTERM)
-                with trio.move_on_after(self.params.term_grace):
-                    await _wait_group(self.process)
-            if _group_alive(self.pid):
-                logger.warning(
-                    "MCP server %r (pid %d) ignored SIGTERM; killing its process group",
-                    self.name,
-                    self.pid,
-                )
-                _signal_group(self.pid, signal.SIGKILL)
-            await self.process.wait()
+            await terminate_group(
+                self.process,
+                term_grace=self.params.term_grace,
+                label=f"MCP server {self.name!r}",
+                logger=logger,
+            )
             await self._stdout.aclose()
             # A process that left the group may still hold stderr open; read
             # what is already there, then stop waiting for it.
@@ -371,48 +365,6 @@ class StdioTransport(Transport):
                 await self._stderr_done.wait()
             assert self.process.stderr is not None
             await self.process.stderr.aclose()
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any live (non-zombie) process remains in process group ``pgid``."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # killpg also finds zombies; on Linux, look closer so an orphan waiting for
-    # init to reap it does not count as alive.
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return True
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # Fields after the parenthesised command: state ppid pgrp ...
-        rest = stat[stat.rfind(b")") + 2 :].split()
-        if len(rest) > 2 and int(rest[2]) == pgid and rest[0] != b"Z":
-            return True
-    return False
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-async def _wait_group(process: trio.Process) -> None:
-    await process.wait()
-    # The leader is gone; give the rest of its group time to follow.
-    # No process can be awaited for the others of the group, so poll them.
-    while _group_alive(process.pid):  # noqa: ASYNC110
-        await trio.sleep(0.05)
 
 
 def _resolve_command(params: StdioParameters, env: Mapping[str, str]) -> str:

