@@ -1,8 +1,8 @@
 """Shared test setup: hypothesis profiles and fixtures that locate the real peers.
 
 Hypothesis: ``HYPOTHESIS_PROFILE=fuzz`` (the nox ``fuzz`` session) runs every
-property with a large budget and no deadline. Without it, Hypothesis picks its
-own default, or its ``ci`` profile when the ``CI`` variable is set.
+property with a large budget and no deadline. Without it, properties run at
+Hypothesis's default budget, also without a deadline.
 
 Peers: the fixtures below return argv lists or paths from the ``peers`` module
 (``tests/peers/__init__.py``). A test that uses one is marked ``peers``; when the
@@ -25,8 +25,11 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
 )
-if "HYPOTHESIS_PROFILE" in os.environ:
-    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
+# No per-example deadline in the normal run either: on a loaded two-core
+# machine a heavy example can take longer than the default 200 ms, and a
+# timing failure there would say nothing about the code.
+settings.register_profile("default-no-deadline", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default-no-deadline"))
 
 
 PEER_FIXTURES = frozenset(
