@@ -306,7 +306,7 @@ class McpClient:
         self._nursery: trio.Nursery | None = None
         self._own_nursery: trio.Nursery | None = None
         self._progress_tokens = jsonrpc.IdAllocator()
-        self._deadlines = _Deadlines(self._expire)
+        self._deadlines = _Deadlines(self._expire, lambda: self._session.pending_count)
         self._renewing: trio.Event | None = None
         self._stale_below = 0
 
@@ -1062,8 +1062,11 @@ class _Deadlines:
     when they make up most of it, so it stays as large as the pending requests.
     """
 
-    def __init__(self, expire: Callable[[RequestId, _Reply], None]) -> None:
+    def __init__(
+        self, expire: Callable[[RequestId, _Reply], None], pending: Callable[[], int]
+    ) -> None:
         self._expire = expire
+        self._pending = pending
         self._heap: list[tuple[float, int, RequestId, _Reply]] = []
         self._seq = 0
         self._next = math.inf
@@ -1072,15 +1075,14 @@ class _Deadlines:
     def add(self, at: float, reply: _Reply, request_id: RequestId) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (at, self._seq, request_id, reply))
-        if len(self._heap) > 64 and len(self._heap) > 4 * self._live():
+        # Live entries are at most the pending requests; once answered ones
+        # outnumber them, drop them all. Each compaction at least halves the
+        # heap, so its cost spreads over the adds that grew it.
+        if len(self._heap) > 2 * self._pending() + 64:
             self._heap = [entry for entry in self._heap if not entry[3].done]
             heapq.heapify(self._heap)
         if at < self._next:
             self._wake.set()
-
-    def _live(self) -> int:
-        # Counted only when the heap is large, so the cost stays amortized.
-        return sum(1 for entry in self._heap if not entry[3].done)
 
     async def watch(self) -> None:
         """Expire requests as their deadlines pass, for as long as the connection runs."""

@@ -627,11 +627,36 @@ class CallToolResult(McpType):
     )
     extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
+    @classmethod
+    def from_dict(cls, data: Any, where: Any = None) -> CallToolResult:
+        """Build the result from its JSON object, or raise :class:`ProtocolError`."""
+        # The answer of nearly every tool call is text blocks and maybe
+        # isError: built directly, it costs a fraction of the general walk.
+        if type(data) is dict and _PLAIN_RESULT_KEYS.issuperset(data):
+            content = data.get("content")
+            is_error = data.get("isError", False)
+            if type(content) is list and type(is_error) is bool:
+                blocks = []
+                for block in content:
+                    if (
+                        type(block) is not dict
+                        or len(block) != 2
+                        or block.get("type") != "text"
+                        or type(block.get("text")) is not str
+                    ):
+                        break
+                    blocks.append(TextContent(block["text"]))
+                else:
+                    return cls(content=tuple(blocks), is_error=is_error)
+        return super().from_dict(data, where)
+
     @property
     def text(self) -> str:
         """The text blocks joined with newlines (empty when there are none)."""
         return "\n".join(b.text for b in self.content if isinstance(b, TextContent))
 
+
+_PLAIN_RESULT_KEYS = frozenset({"content", "isError"})
 
 # -- resources
 
