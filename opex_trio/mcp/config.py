@@ -200,7 +200,7 @@ def from_config(data: Any, *, source: str = "config") -> dict[str, ServerConfig]
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, ServerConfig]:
     """Read an ``mcpServers`` JSON file; errors name the file, the line and the field."""
-    file = Path(path)
+    file = Path(path).expanduser()
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
