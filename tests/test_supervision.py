@@ -177,6 +177,7 @@ def test_base_delay_overflow_is_capped() -> None:
     assert RestartPolicy(backoff_initial=0.0).delay(3) == 0.0
 
 
+@pytest.mark.fuzz
 @given(
     initial=st.floats(min_value=0, max_value=1e6),
     factor=st.floats(min_value=1, max_value=1e3),

@@ -52,6 +52,7 @@ lines = st.lists(
 )
 
 
+@pytest.mark.fuzz
 @given(lines, st.data())
 def test_any_chunking_gives_the_same_lines(items: list[bytes], data: st.DataObject) -> None:
     stream = b"".join(item + b"\n" for item in items)

@@ -148,6 +148,7 @@ messages = st.one_of(
 )
 
 
+@pytest.mark.fuzz
 @given(st.binary(max_size=300))
 def test_any_bytes_parse_or_raise_the_protocol_error(data: bytes) -> None:
     try:
@@ -160,6 +161,7 @@ def test_any_bytes_parse_or_raise_the_protocol_error(data: bytes) -> None:
     )
 
 
+@pytest.mark.fuzz
 @given(json_values)
 def test_any_json_value_parses_or_raises_the_protocol_error(value: Any) -> None:
     try:
@@ -169,11 +171,13 @@ def test_any_json_value_parses_or_raises_the_protocol_error(value: Any) -> None:
     assert len(out) == 1
 
 
+@pytest.mark.fuzz
 @given(messages)
 def test_encode_then_decode_round_trips(message: jsonrpc.Message) -> None:
     assert decode(encode(message)) == [message]
 
 
+@pytest.mark.fuzz
 @given(st.lists(messages, min_size=1, max_size=5))
 def test_batches_round_trip(batch: list[jsonrpc.Message]) -> None:
     assert decode(jsonrpc.encode_many(batch), allow_batch=True) == batch

@@ -152,6 +152,7 @@ results = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.fuzz
 @given(results)
 def test_call_tool_results_round_trip(data: dict[str, Any]) -> None:
     loaded = T.CallToolResult.from_dict(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -58,6 +59,7 @@ def test_an_endless_line_is_not_buffered_whole() -> None:
     assert event.oversized and event.data.startswith("yyy")
 
 
+@pytest.mark.fuzz
 @given(
     st.lists(
         st.tuples(
