@@ -10,6 +10,7 @@ they stop.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -17,7 +18,7 @@ import signal
 
 import trio
 
-__all__ = ["group_alive", "signal_group", "terminate_group", "wait_group"]
+__all__ = ["OutputTail", "group_alive", "signal_group", "terminate_group", "wait_group"]
 
 
 def group_alive(pgid: int) -> bool:
@@ -81,3 +82,46 @@ async def terminate_group(
         logger.warning("%s (pid %d) ignored SIGTERM; killing its process group", label, pgid)
         signal_group(pgid, signal.SIGKILL)
     await process.wait()
+
+
+class OutputTail:
+    """A child's output stream, read line by line until it closes.
+
+    Each line goes to ``logger`` at DEBUG level with ``label``, and the last
+    ``keep`` lines are kept for error messages. Reading never stops while the
+    child runs, so a child that floods its output never blocks on a full pipe.
+    """
+
+    def __init__(
+        self, label: str, keep: int, logger: logging.Logger, line_limit: int = 2000
+    ) -> None:
+        self.label = label
+        self.lines: collections.deque[str] = collections.deque(maxlen=keep)
+        self.done = trio.Event()
+        self._logger = logger
+        self._line_limit = line_limit
+
+    async def drain(self, stream: trio.abc.ReceiveStream) -> None:
+        """Read ``stream`` to its end (or until it is closed); then :attr:`done` is set."""
+        pending = b""
+        try:
+            while chunk := await stream.receive_some(65536):
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for raw in complete:
+                    self._add(raw)
+                if len(pending) > self._line_limit:
+                    self._add(pending)
+                    pending = b""
+        except (trio.ClosedResourceError, trio.BrokenResourceError, OSError):
+            pass
+        finally:
+            if pending:
+                self._add(pending)
+            self.done.set()
+
+    def _add(self, raw: bytes) -> None:
+        line = raw[: self._line_limit].decode("utf-8", "replace").rstrip()
+        if line:
+            self.lines.append(line)
+            self._logger.debug("[%s] %s", self.label, line)

@@ -28,7 +28,6 @@ SIGTERM to the group, then SIGKILL after ``term_grace``, and reaps the server.
 
 from __future__ import annotations
 
-import collections
 import importlib.util
 import logging
 import math
@@ -44,7 +43,7 @@ import httpx2
 import trio
 
 from .._exceptions import unwrap_single
-from .._process import terminate_group
+from .._process import OutputTail, terminate_group
 from ..errors import APIConnectionError, ConfigError
 
 __all__ = [
@@ -77,7 +76,6 @@ DEFAULT_CONTEXT: Final = 8192
 _POLL_INTERVAL = 0.25
 _PORT_ATTEMPTS = 3
 _OUTPUT_LINES = 40
-_LINE_LIMIT = 2000
 # What modules the server needs: llama-cpp-python itself and its [server] extra.
 _SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "pydantic_settings")
 
@@ -182,8 +180,7 @@ class LocalModelServer:
         self.port = port
         self.model = MODEL_NAME
         """The model name to send in requests."""
-        self._output: collections.deque[str] = collections.deque(maxlen=output_lines)
-        self._output_done = trio.Event()
+        self._output = OutputTail("local model", output_lines, logger)
 
     @property
     def base_url(self) -> str:
@@ -203,43 +200,21 @@ class LocalModelServer:
     @property
     def output_tail(self) -> tuple[str, ...]:
         """The last lines the server printed."""
-        return tuple(self._output)
+        return tuple(self._output.lines)
 
     def failure_details(self) -> str:
         """The exit status and the last lines of output, for error messages."""
         parts = []
         if self.returncode is not None:
             parts.append(f"exit status {self.returncode}")
-        tail = [line for line in self._output if line.strip()][-5:]
+        tail = [line for line in self._output.lines if line.strip()][-5:]
         if tail:
             parts.append("last output: " + " | ".join(tail))
         return "; ".join(parts) or "no output"
 
     async def _drain(self) -> None:
-        stream = self.process.stdout
-        assert stream is not None
-        pending = b""
-        try:
-            while chunk := await stream.receive_some(65536):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for raw in lines:
-                    self._line(raw)
-                if len(pending) > _LINE_LIMIT:
-                    self._line(pending)
-                    pending = b""
-        except (trio.ClosedResourceError, trio.BrokenResourceError, OSError):
-            pass
-        finally:
-            if pending:
-                self._line(pending)
-            self._output_done.set()
-
-    def _line(self, raw: bytes) -> None:
-        line = raw[:_LINE_LIMIT].decode("utf-8", "replace").rstrip()
-        if line:
-            self._output.append(line)
-            logger.debug("[local model] %s", line)
+        assert self.process.stdout is not None
+        await self._output.drain(self.process.stdout)
 
     async def _wait_ready(self, timeout: float) -> None:
         deadline = trio.current_time() + timeout
@@ -270,10 +245,10 @@ class LocalModelServer:
     async def _settle(self) -> None:
         # Let the output task read the server's last words.
         with trio.move_on_after(1.0):
-            await self._output_done.wait()
+            await self._output.done.wait()
 
     def _port_taken(self) -> bool:
-        return any("address already in use" in line.lower() for line in self._output)
+        return any("address already in use" in line.lower() for line in self._output.lines)
 
 
 @asynccontextmanager

@@ -77,6 +77,13 @@ from ..errors import (
 )
 from ..protocol.framing import DEFAULT_MAX_MESSAGE_SIZE
 from ..protocol.jsonrpc import Notification, Request, RequestId, find_id
+from ._params import (
+    check_execution_id,
+    check_header_name,
+    check_token,
+    normalize_headers,
+    redacted_headers,
+)
 from ._sse import SseDecoder, SseEvent
 from .base import Outgoing, RequestFailure, Transport
 
@@ -98,25 +105,7 @@ _RESERVED_HEADERS = frozenset(
 
 
 def _normalize_headers(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"headers must be an object of name: value, got {type(value).__name__}")
-    out: dict[str, str] = {}
-    for name, val in value.items():
-        if not isinstance(name, str) or not name or any(c in name for c in ":\r\n\0 "):
-            raise ConfigError(f"headers: invalid header name {name!r}")
-        if not isinstance(val, str) or any(c in val for c in "\r\n\0"):
-            raise ConfigError(f"headers[{name!r}] must be a string without line breaks")
-        if name.lower() in _RESERVED_HEADERS:
-            raise ConfigError(f"headers[{name!r}] is set by the transport and cannot be given")
-        out[name] = val
-    return out
-
-
-def _redacted_headers(headers: Mapping[str, str]) -> str:
-    # Header values often hold credentials; only the names are shown.
-    return "{" + ", ".join(f"{name!r}: '***'" for name in headers) + "}"
+    return normalize_headers(value, _RESERVED_HEADERS)
 
 
 def _check_url(url: Any, what: str = "url") -> str:
@@ -178,11 +167,11 @@ class HttpParameters:
     """
 
     url: str = attrs.field(validator=lambda i, a, v: _check_url(v))
-    auth_token: str | None = attrs.field(default=None, repr=False)
-    execution_id: str | None = attrs.field(default=None)
-    execution_id_header: str = "Execution-Id"
+    auth_token: str | None = attrs.field(default=None, repr=False, validator=check_token)
+    execution_id: str | None = attrs.field(default=None, validator=check_execution_id)
+    execution_id_header: str = attrs.field(default="Execution-Id", validator=check_header_name)
     headers: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_normalize_headers, repr=_redacted_headers
+        factory=dict, converter=_normalize_headers, repr=redacted_headers
     )
     timeout: float = attrs.field(default=30.0, validator=_positive("timeout"))
     sse_read_timeout: float | None = attrs.field(
@@ -198,19 +187,6 @@ class HttpParameters:
     open_get_stream: bool = True
     terminate_on_close: bool = True
     max_connections: int = 100
-
-    @auth_token.validator
-    def _check_token(self, attribute: Any, value: Any) -> None:
-        if value is not None and (
-            not isinstance(value, str) or not value or any(c in value for c in "\r\n\0")
-        ):
-            # The value is never shown: it is a secret.
-            raise ConfigError("auth_token must be a non-empty string without line breaks")
-
-    @execution_id.validator
-    def _check_execution_id(self, attribute: Any, value: Any) -> None:
-        if value is not None and (not isinstance(value, str) or any(c in value for c in "\r\n\0")):
-            raise ConfigError(f"execution_id must be a string without line breaks, got {value!r}")
 
     @transport.validator
     def _check_transport(self, attribute: Any, value: Any) -> None:

@@ -39,7 +39,7 @@ from typing import Any
 import attrs
 import trio
 
-from .._process import terminate_group
+from .._process import OutputTail, terminate_group
 from ..errors import (
     ConfigError,
     MessageTooLargeError,
@@ -88,7 +88,6 @@ SAFE_ENV_VARS: tuple[str, ...] = (
 programs, caches and certificates, and none that usually hold secrets."""
 
 _READ_SIZE = 65536
-_STDERR_LINE_LIMIT = 2000
 
 
 def normalize_env(env: Any, *, where: str = "env") -> dict[str, str]:
@@ -222,10 +221,9 @@ class StdioTransport(Transport):
         self._stdout = process.stdout
         self._framer = LineFramer(params.max_message_size)
         self._lines: collections.deque[bytes | MessageTooLargeError] = collections.deque()
-        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=params.stderr_lines)
+        self._stderr = OutputTail(f"{self.name} stderr", params.stderr_lines, logger)
         self._eof = False
         self._closed = False
-        self._stderr_done = trio.Event()
 
     @property
     def pid(self) -> int:
@@ -235,7 +233,7 @@ class StdioTransport(Transport):
     @property
     def stderr_tail(self) -> tuple[str, ...]:
         """The last lines the server wrote to stderr."""
-        return tuple(self._stderr_tail)
+        return tuple(self._stderr.lines)
 
     @property
     def returncode(self) -> int | None:
@@ -247,8 +245,8 @@ class StdioTransport(Transport):
         parts = []
         if self.returncode is not None:
             parts.append(f"exit status {self.returncode}")
-        if self._stderr_tail:
-            parts.append("stderr: " + " | ".join(self._stderr_tail))
+        if self._stderr.lines:
+            parts.append("stderr: " + " | ".join(self._stderr.lines))
         return "; ".join(parts)
 
     def _exited(self, what: str) -> ServerExitedError:
@@ -314,33 +312,8 @@ class StdioTransport(Transport):
 
     async def drain_stderr(self) -> None:
         """Read stderr until it closes, logging each line and keeping the last ones."""
-        stderr = self.process.stderr
-        assert stderr is not None
-        pending = b""
-        try:
-            while True:
-                chunk = await stderr.receive_some(_READ_SIZE)
-                if not chunk:
-                    break
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for raw in lines:
-                    self._stderr_line(raw)
-                if len(pending) > _STDERR_LINE_LIMIT:
-                    self._stderr_line(pending)
-                    pending = b""
-        except (trio.ClosedResourceError, trio.BrokenResourceError, OSError):
-            pass
-        finally:
-            if pending:
-                self._stderr_line(pending)
-            self._stderr_done.set()
-
-    def _stderr_line(self, raw: bytes) -> None:
-        line = raw[:_STDERR_LINE_LIMIT].decode("utf-8", "replace").rstrip()
-        if line:
-            self._stderr_tail.append(line)
-            logger.debug("[%s stderr] %s", self.name, line)
+        assert self.process.stderr is not None
+        await self._stderr.drain(self.process.stderr)
 
     async def shutdown(self) -> None:
         """Stop the server and everything it started; see the module docstring. Idempotent."""
@@ -362,7 +335,7 @@ class StdioTransport(Transport):
             # A process that left the group may still hold stderr open; read
             # what is already there, then stop waiting for it.
             with trio.move_on_after(0.25):
-                await self._stderr_done.wait()
+                await self._stderr.done.wait()
             assert self.process.stderr is not None
             await self.process.stderr.aclose()
 

@@ -48,6 +48,13 @@ from ..errors import (
     TransportClosedError,
 )
 from ..protocol.framing import DEFAULT_MAX_MESSAGE_SIZE
+from ._params import (
+    check_execution_id,
+    check_header_name,
+    check_token,
+    normalize_headers,
+    redacted_headers,
+)
 from .base import Outgoing, Transport
 
 __all__ = ["WebSocketParameters", "WebSocketTransport", "open_websocket_transport"]
@@ -77,25 +84,6 @@ def _check_ws_url(instance: Any, attribute: Any, value: Any) -> None:
         raise ConfigError(f"url must be a ws:// or wss:// URL, got {shown!r}")
 
 
-def _headers(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"headers must be an object of name: value, got {type(value).__name__}")
-    out: dict[str, str] = {}
-    for name, val in value.items():
-        if not isinstance(name, str) or not name or any(c in name for c in ":\r\n\0 "):
-            raise ConfigError(f"headers: invalid header name {name!r}")
-        if not isinstance(val, str) or any(c in val for c in "\r\n\0"):
-            raise ConfigError(f"headers[{name!r}] must be a string without line breaks")
-        out[name] = val
-    return out
-
-
-def _redacted(headers: Mapping[str, str]) -> str:
-    return "{" + ", ".join(f"{name!r}: '***'" for name in headers) + "}"
-
-
 @attrs.frozen
 class WebSocketParameters:
     """How to reach an MCP server over WebSocket.
@@ -113,10 +101,12 @@ class WebSocketParameters:
     """
 
     url: str = attrs.field(validator=_check_ws_url)
-    auth_token: str | None = attrs.field(default=None, repr=False)
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers, repr=_redacted)
-    execution_id: str | None = attrs.field(default=None)
-    execution_id_header: str = attrs.field(default="Execution-Id")
+    auth_token: str | None = attrs.field(default=None, repr=False, validator=check_token)
+    headers: Mapping[str, str] = attrs.field(
+        factory=dict, converter=normalize_headers, repr=redacted_headers
+    )
+    execution_id: str | None = attrs.field(default=None, validator=check_execution_id)
+    execution_id_header: str = attrs.field(default="Execution-Id", validator=check_header_name)
     name: str | None = None
     subprotocol: str = "mcp"
     ping_interval: float | None = 20.0
@@ -125,23 +115,6 @@ class WebSocketParameters:
     close_timeout: float = 2.0
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     message_queue_size: int = 64
-
-    @auth_token.validator
-    def _check_token(self, attribute: Any, value: Any) -> None:
-        if value is not None and (
-            not isinstance(value, str) or not value or any(c in value for c in "\r\n\0")
-        ):
-            raise ConfigError("auth_token must be a non-empty string without line breaks")
-
-    @execution_id.validator
-    def _check_execution_id(self, attribute: Any, value: Any) -> None:
-        if value is not None and (not isinstance(value, str) or any(c in value for c in "\r\n\0")):
-            raise ConfigError(f"execution_id must be a string without line breaks, got {value!r}")
-
-    @execution_id_header.validator
-    def _check_execution_id_header(self, attribute: Any, value: Any) -> None:
-        if not isinstance(value, str) or not value or any(c in value for c in ":\r\n\0 "):
-            raise ConfigError(f"execution_id_header must be a header name, got {value!r}")
 
     @property
     def label(self) -> str:
