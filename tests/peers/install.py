@@ -40,6 +40,7 @@ EXPECTED_NPM = (
     "@modelcontextprotocol/server-everything/dist/index.js",
     "@modelcontextprotocol/server-filesystem/dist/index.js",
     "@modelcontextprotocol/conformance/dist/index.js",
+    "conformance-0.1/dist/index.js",
 )
 
 
