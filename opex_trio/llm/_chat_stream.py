@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -20,9 +21,10 @@ import httpx2
 import trio
 
 from .. import telemetry
-from ..errors import APIConnectionError, StreamError
+from ..errors import APIConnectionError, APITimeoutError, StreamError
 from ._attempts import finished_event, retrying
 from ._errors import body_error, error_from_body, error_from_response, error_from_transport
+from ._sse import EventReader, EventTimeoutError
 from ._stream import StreamAssembler
 from .types import ChatCompletion, StreamEvent
 
@@ -40,7 +42,8 @@ CLOSE_TIMEOUT = 5.0
 # json.loads minus its argument checks: stream events are always str.
 _decode = json.JSONDecoder().decode
 
-_Opened: TypeAlias = "tuple[httpx2.Response, Any, Any]"
+# The response, its reader, the first chunk (or "[DONE]") and the events read with it.
+_Opened: TypeAlias = "tuple[httpx2.Response, EventReader, Any, list[tuple[str, str]]]"
 
 
 class ChatStream:
@@ -70,6 +73,7 @@ class ChatStream:
         self._response: httpx2.Response | None = None
         self._sse: Any = None
         self._first: Any = None
+        self._pending: list[tuple[str, str]] = []
         self._iterator: AsyncGenerator[StreamEvent, None] | None = None
         self._assembler = StreamAssembler()
         self._state: Literal["new", "open", "ended", "closed"] = "new"
@@ -113,7 +117,10 @@ class ChatStream:
                 )
             )
         try:
-            (self._response, self._sse, self._first), self._attempts = await retrying(
+            (
+                (self._response, self._sse, self._first, self._pending),
+                self._attempts,
+            ) = await retrying(
                 client, self._model, self._request_id, self._total_timeout, self._open
             )
         except BaseException as exc:
@@ -155,11 +162,14 @@ class ChatStream:
             )
         )
 
-    async def _open(self, attempt: int) -> tuple[httpx2.Response, Any, Any]:
+    async def _open(self, attempt: int) -> _Opened:
         # Counted here too, so an end event after a cancellation knows it.
         self._attempts = attempt
         client = self._client
         url = client._url
+        gap = client._event_timeout
+        # The first event's wait counts from the request, headers included.
+        deadline = math.inf if gap is None else trio.current_time() + gap
         request = self._http.build_request(
             "POST",
             client._target,
@@ -167,11 +177,14 @@ class ChatStream:
             headers=self._headers,
             **({"timeout": client._request_timeout} if client._request_timeout else {}),
         )
-        try:
-            response = await self._http.send(request, stream=True)
-        except httpx2.HTTPError as exc:
-            raise error_from_transport(exc, url=url, attempts=attempt) from exc
-        sse: Any = None
+        with trio.CancelScope(deadline=deadline) as scope:
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx2.HTTPError as exc:
+                raise error_from_transport(exc, url=url, attempts=attempt) from exc
+        if scope.cancelled_caught:
+            raise _no_first_event(url, gap, attempt)
+        reader: EventReader | None = None
         try:
             if not 200 <= response.status_code < 300:
                 await response.aread()
@@ -197,28 +210,35 @@ class ChatStream:
                     body=data,
                     attempts=attempt,
                 )
-            sse = httpx2.EventSource(response).__aiter__()
+            reader = EventReader(response, gap, deadline)
+            position = 0
+            batch: list[tuple[str, str]] | None = []
             while True:
                 try:
-                    event = await sse.__anext__()
-                except StopAsyncIteration:
+                    batch = await reader.read()
+                except EventTimeoutError:
+                    raise _no_first_event(url, gap, attempt) from None
+                if batch is None:
                     raise APIConnectionError(
                         f"{url}: the stream ended before its first event", attempts=attempt
-                    ) from None
-                if event.data:
+                    )
+                position = next((i for i, (_, data) in enumerate(batch) if data), -1)
+                if position >= 0:
                     break
-            if event.data == "[DONE]":
-                return response, sse, "[DONE]"
+            kind, data = batch[position]
+            rest = batch[position + 1 :]
+            if data == "[DONE]":
+                return response, reader, "[DONE]", rest
             try:
-                chunk = json.loads(event.data)
+                chunk = json.loads(data)
             except ValueError as exc:
                 raise StreamError(
-                    f"a stream event is not JSON: {event.data[:200]!r}",
-                    body=event.data,
+                    f"a stream event is not JSON: {data[:200]!r}",
+                    body=data,
                     attempts=attempt,
                 ) from exc
             error = body_error(chunk)
-            if error is None and event.event == "error":
+            if error is None and kind == "error":
                 error = chunk if isinstance(chunk, dict) else {"message": str(chunk)}
             if error is not None:
                 # Nothing was delivered yet: an error here is an error status
@@ -226,12 +246,12 @@ class ChatStream:
                 raise error_from_body(
                     error, chunk, headers=response.headers, attempts=attempt, http_status=200
                 )
-            return response, sse, chunk
+            return response, reader, chunk, rest
         except httpx2.HTTPError as exc:
-            await _close(None, response, sse)
+            await _close(None, response, reader)
             raise error_from_transport(exc, url=url, attempts=attempt) from exc
         except BaseException:
-            await _close(None, response, sse)
+            await _close(None, response, reader)
             raise
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
@@ -250,6 +270,7 @@ class ChatStream:
         if self._state != "open":
             return
         assembler = self._assembler
+        feed = assembler.feed
         first = self._first
         self._first = None
         if first == "[DONE]":
@@ -258,42 +279,49 @@ class ChatStream:
         if first is not None:
             for event in self._feed(first):
                 yield event
-        sse = self._sse
+        reader = self._sse
+        batch = self._pending
+        self._pending = []
         while True:
+            for kind, data in batch:
+                if data == "[DONE]":
+                    await self._end(done=True)
+                    return
+                if not data:
+                    continue
+                try:
+                    chunk = _decode(data)
+                except ValueError as exc:
+                    raise self._fail(
+                        StreamError(
+                            f"a stream event is not JSON: {data[:200]!r}",
+                            partial=assembler.partial(),
+                            body=data,
+                        )
+                    ) from exc
+                if kind == "error":
+                    chunk = {
+                        "error": chunk.get("error", chunk) if isinstance(chunk, dict) else chunk
+                    }
+                try:
+                    events = feed(chunk)
+                except StreamError as exc:
+                    raise self._fail(exc) from None
+                if len(events) == 1:
+                    yield events[0]
+                else:
+                    for event in events:
+                        yield event
             try:
-                message = await sse.__anext__()
-            except StopAsyncIteration:
-                await self._end(done=False)
-                return
+                read = await reader.read()
+            except EventTimeoutError as exc:
+                raise self._fail(_stalled(self._client._url, exc.gap, assembler)) from None
             except httpx2.HTTPError as exc:
                 raise self._fail(_broken(exc, self._client._url, assembler)) from exc
-            data = message.data
-            if data == "[DONE]":
-                await self._end(done=True)
+            if read is None:
+                await self._end(done=False)
                 return
-            if not data:
-                continue
-            try:
-                chunk = _decode(data)
-            except ValueError as exc:
-                raise self._fail(
-                    StreamError(
-                        f"a stream event is not JSON: {data[:200]!r}",
-                        partial=assembler.partial(),
-                        body=data,
-                    )
-                ) from exc
-            if message.event == "error":
-                chunk = {"error": chunk.get("error", chunk) if isinstance(chunk, dict) else chunk}
-            try:
-                events = assembler.feed(chunk)
-            except StreamError as exc:
-                raise self._fail(exc) from None
-            if len(events) == 1:
-                yield events[0]
-            else:
-                for event in events:
-                    yield event
+            batch = read
 
     def _feed(self, chunk: Any) -> list[StreamEvent]:
         try:
@@ -311,8 +339,7 @@ class ChatStream:
         if done:
             # Read the body's end so the connection can serve the next request.
             with trio.move_on_after(_DRAIN_TIMEOUT), contextlib.suppress(httpx2.HTTPError):
-                async for _ in self._sse:
-                    pass
+                await self._sse.drain()
         try:
             self._final = self._assembler.check_complete(done)
         except StreamError as exc:
@@ -326,6 +353,20 @@ class ChatStream:
         if self._final is None:
             raise RuntimeError("the stream did not end properly") from self._error
         return self._final
+
+
+def _no_first_event(url: str, gap: float | None, attempt: int) -> APITimeoutError:
+    return APITimeoutError(
+        f"{url}: no event arrived within the event timeout of {gap:g} s", attempts=attempt
+    )
+
+
+def _stalled(url: str, gap: float, assembler: StreamAssembler) -> StreamError:
+    return StreamError(
+        f"{url}: the stream stalled after {assembler.chunks} chunk(s):"
+        f" no event arrived within the event timeout of {gap:g} s",
+        partial=assembler.partial(),
+    )
 
 
 def _broken(exc: httpx2.HTTPError, url: str, assembler: StreamAssembler) -> StreamError:

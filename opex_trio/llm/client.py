@@ -6,16 +6,20 @@ returns typed results (:mod:`opex_trio.llm.types`). Every failure is an
 :class:`~opex_trio.errors.LLMError` subclass with the httpx2 exception, when
 there was one, chained as its cause.
 
-Deadlines: a call's attempts and the waits between them run inside one trio
-cancel scope whose deadline is ``total_timeout`` (a client default, or per
-call). When the wait before a retry would reach that deadline, or the
-deadline of a cancel scope the caller wrapped around the call, the client does
-not sleep towards it: it raises :class:`~opex_trio.errors.APITimeoutError` at
-once, saying how many attempts were made, with the last error as its cause.
-When the deadline passes during an attempt, the attempt is cancelled and the
-same error is raised. For a stream, the deadline covers the attempts up to
-the first event; reading the rest is bounded by the read timeout between
-chunks (and by any cancel scope of the caller's).
+Deadlines: each attempt has its own, by default: ``response_timeout`` for
+the whole of a non-streamed response, ``event_timeout`` for each wait for a
+stream's next event (the first one counted from the request). An attempt that
+runs into its deadline fails with :class:`~opex_trio.errors.APITimeoutError`
+and is retried like a network timeout; a stream past its first event raises
+:class:`~opex_trio.errors.StreamError` instead. A call's attempts and the
+waits between them run inside one trio cancel scope whose deadline is
+``total_timeout`` (a client default, or per call). When the wait before a
+retry would reach that deadline, or the deadline of a cancel scope the caller
+wrapped around the call, the client does not sleep towards it: it raises
+:class:`~opex_trio.errors.APITimeoutError` at once, saying how many attempts
+were made, with the last error as its cause. When the deadline passes during
+an attempt, the attempt is cancelled and the same error is raised. For a
+stream, ``total_timeout`` covers the attempts up to the first event.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal, TypeAlias, TypeVar
@@ -32,7 +37,7 @@ import trio
 
 from .. import telemetry
 from .._version import __version__
-from ..errors import APIStatusError, ConfigError
+from ..errors import APIStatusError, APITimeoutError, ConfigError
 from ._attempts import finished_event, retrying
 from ._chat_stream import CLOSE_TIMEOUT, ChatStream
 from ._errors import body_error, error_from_body, error_from_response, error_from_transport
@@ -44,7 +49,15 @@ from ._request import header_value as _header_value
 from .retry import RetryPolicy
 from .types import ChatCompletion
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "ChatStream", "Client", "EventHook"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_EVENT_TIMEOUT",
+    "DEFAULT_RESPONSE_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "ChatStream",
+    "Client",
+    "EventHook",
+]
 
 logger = logging.getLogger("opex_trio.llm")
 
@@ -55,8 +68,16 @@ DEFAULT_TIMEOUT: Final = httpx2.Timeout(600.0, connect=10.0)
 """Per-attempt network timeouts: 10 s to connect, 600 s for each read or write.
 
 A non-streamed completion of a slow model can take minutes before its first
-byte; the deadline of a whole call is ``total_timeout``.
+byte. These bound each network operation, not an attempt: the deadline of one
+attempt is ``response_timeout`` (non-streamed) or ``event_timeout`` (streamed),
+the deadline of a whole call is ``total_timeout``.
 """
+
+DEFAULT_RESPONSE_TIMEOUT: Final = 600.0
+"""The deadline in seconds of one non-streamed attempt, from the request to the body's end."""
+
+DEFAULT_EVENT_TIMEOUT: Final = 300.0
+"""The longest wait in seconds for a stream's next event (the first counted from the request)."""
 
 
 # The request_id of each call's telemetry events.
@@ -94,6 +115,18 @@ class Client:
         timeout: per-attempt network timeouts, in seconds or as an
             ``httpx2.Timeout``; default :data:`DEFAULT_TIMEOUT` (for a borrowed
             client, its own unless given).
+        response_timeout: the deadline in seconds of one non-streamed attempt,
+            from sending the request to the end of the body (default
+            :data:`DEFAULT_RESPONSE_TIMEOUT`); a server that trickles its body
+            runs into it. The attempt fails with
+            :class:`~opex_trio.errors.APITimeoutError` and is retried like a
+            network timeout. ``None`` for none.
+        event_timeout: for a stream, the longest wait in seconds for the next
+            event, the first one counted from the request (default
+            :data:`DEFAULT_EVENT_TIMEOUT`). Before the first event it fails
+            the attempt (retried); after it, the stream raises
+            :class:`~opex_trio.errors.StreamError`. Time the program spends
+            between reading events does not count. ``None`` for none.
         total_timeout: default deadline in seconds of a whole call, attempts
             and backoff included; ``None`` for none.
         retry: the :class:`RetryPolicy`.
@@ -113,6 +146,8 @@ class Client:
         http_referer: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | httpx2.Timeout | None = None,
+        response_timeout: float | None = DEFAULT_RESPONSE_TIMEOUT,
+        event_timeout: float | None = DEFAULT_EVENT_TIMEOUT,
         total_timeout: float | None = None,
         retry: RetryPolicy | None = None,
         http_client: httpx2.AsyncClient | None = None,
@@ -143,6 +178,8 @@ class Client:
         self._url = self._base_url + "/chat/completions"
         self._app_title = app_title
         self._total_timeout = _check_timeout("total_timeout", total_timeout)
+        self._response_timeout = _check_timeout("response_timeout", response_timeout)
+        self._event_timeout = _check_timeout("event_timeout", event_timeout)
         self._retry = retry if retry is not None else RetryPolicy()
         self._event_hook = event_hook
         self._borrowed = http_client
@@ -195,6 +232,16 @@ class Client:
     def retry(self) -> RetryPolicy:
         """The retry policy."""
         return self._retry
+
+    @property
+    def response_timeout(self) -> float | None:
+        """The deadline of one non-streamed attempt, in seconds."""
+        return self._response_timeout
+
+    @property
+    def event_timeout(self) -> float | None:
+        """The longest wait for a stream's next event, in seconds."""
+        return self._event_timeout
 
     @property
     def total_timeout(self) -> float | None:
@@ -326,15 +373,24 @@ class Client:
     async def _post(
         self, http: httpx2.AsyncClient, body: bytes, headers: Any, attempt: int
     ) -> ChatCompletion:
-        try:
-            if self._request_timeout is None:
-                response = await http.post(self._target, content=body, headers=headers)
-            else:
-                response = await http.post(
-                    self._target, content=body, headers=headers, timeout=self._request_timeout
-                )
-        except httpx2.HTTPError as exc:
-            raise error_from_transport(exc, url=self._url, attempts=attempt) from exc
+        limit = self._response_timeout
+        with trio.CancelScope(
+            deadline=math.inf if limit is None else trio.current_time() + limit
+        ) as scope:
+            try:
+                if self._request_timeout is None:
+                    response = await http.post(self._target, content=body, headers=headers)
+                else:
+                    response = await http.post(
+                        self._target, content=body, headers=headers, timeout=self._request_timeout
+                    )
+            except httpx2.HTTPError as exc:
+                raise error_from_transport(exc, url=self._url, attempts=attempt) from exc
+        if scope.cancelled_caught:
+            raise APITimeoutError(
+                f"{self._url}: no complete response within the response timeout of {limit:g} s",
+                attempts=attempt,
+            )
         if not 200 <= response.status_code < 300:
             raise error_from_response(response, attempts=attempt)
         try:
