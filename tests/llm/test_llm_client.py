@@ -140,8 +140,12 @@ async def test_429_then_success(autojump_clock: MockClock, llm_server: LLMTestSe
     ("headers", "expected"),
     [
         ({"Retry-After": "12"}, [0.0, 12.0]),
-        ({"Retry-After": "1"}, [0.0, 5.0]),  # never below the policy's minimum
+        ({"Retry-After": "1"}, [0.0, 1.0]),  # shorter than the policy's 5 s: honoured
+        ({"Retry-After": "0"}, [0.0, 0.0]),
+        ({"retry-after-ms": "300"}, [0.0, 0.3]),
         ({"retry-after-ms": "7500"}, [0.0, 7.5]),
+        ({"retry-after-ms": "250", "Retry-After": "9"}, [0.0, 0.25]),  # the finer one wins
+        ({"Retry-After": "soon"}, [0.0, 5.0]),  # malformed: the policy's wait
         ({"Retry-After": "86400"}, [0.0, 60.0]),  # bounded by max_retry_after
     ],
 )
@@ -169,6 +173,37 @@ async def test_429_with_retry_after_as_http_date(
         async with make_client(llm_server) as client:
             await client.chat_completion(model="m", messages=USER)
     assert arrivals(llm_server) == [0.0, 30.0]
+
+
+async def test_hints_and_policy_waits_mix_within_one_call(
+    autojump_clock: MockClock, llm_server: LLMTestServer
+) -> None:
+    llm_server.push(
+        rate_limited(**{"retry-after-ms": "300"}),
+        rate_limited(),  # no hint: the policy's wait for a second retry, 5 s doubled
+        JSONReply(error_body("overloaded"), status=503, headers={"Retry-After": "20"}),
+    )
+    with trio.fail_after(BOUND):
+        async with make_client(llm_server) as client:
+            result = await client.chat_completion(model="m", messages=USER)
+    assert result.content == "Hello from the scripted server."
+    assert arrivals(llm_server) == [0.0, 0.3, 10.3, 30.3]
+    assert trio.current_time() == 30.3
+
+
+async def test_a_hint_is_followed_exactly_with_the_default_jitter(
+    autojump_clock: MockClock, llm_server: LLMTestServer
+) -> None:
+    llm_server.push(
+        JSONReply(error_body("busy"), status=502, headers={"retry-after-ms": "300"}),
+        ResetReply(),  # a transport failure has no hint: the policy's wait, with jitter
+    )
+    with trio.fail_after(BOUND):
+        async with Client(None, base_url=llm_server.base_url) as client:
+            await client.chat_completion(model="m", messages=USER)
+    first, second, third = arrivals(llm_server)
+    assert (first, second) == (0.0, 0.3)
+    assert 0.3 + 2.0 <= third <= 0.3 + 2.0 * 1.25  # a second retry: 1 s doubled, plus jitter
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 508])
