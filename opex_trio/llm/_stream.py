@@ -131,7 +131,8 @@ class StreamAssembler:
                     and "error" not in choice
                 ):
                     delta = choice.get("delta")
-                    state = self._choices.get(choice.get("index", 0))
+                    index = choice.get("index", 0)
+                    state = self._choices.get(index) if type(index) is int else None
                     # OpenRouter repeats the role in every delta.
                     if (
                         type(delta) is dict
@@ -181,10 +182,10 @@ class StreamAssembler:
         if type(choice) is not dict:
             raise self._error("a stream chunk's choice is not an object", chunk)
         index = choice.get("index", position)
+        if not isinstance(index, int):
+            raise self._error(f"a choice's index is {index!r}", chunk)
         state = self._choices.get(index)
         if state is None:
-            if not isinstance(index, int):
-                raise self._error(f"a choice's index is {index!r}", chunk)
             state = self._choices[index] = _ChoiceState(index)
         if "error" in choice:
             self._raise_error(chunk)
@@ -236,6 +237,8 @@ class StreamAssembler:
         if not isinstance(call_id, str):
             call_id = str(call_id)
         server_index = piece.get("index")
+        if isinstance(server_index, list | dict):
+            raise self._error(f"a tool call delta's index is {server_index!r}", chunk)
         position: int | None = None
         if call_id and call_id in state.by_id:
             position = state.by_id[call_id]
@@ -319,12 +322,9 @@ class StreamAssembler:
 
     def partial(self) -> ChatCompletion | None:
         """What was assembled so far, or ``None`` before the first chunk."""
-        if not self.chunks:
-            return None
-        try:
-            return self.completion()
-        except Exception:  # noqa: BLE001  (a malformed chunk must not hide the error being reported)
-            return None
+        # completion() cannot fail here: feed() keeps only well-formed parts
+        # (a property test feeds it arbitrary chunks to hold it to that).
+        return self.completion() if self.chunks else None
 
     def check_complete(self, done: bool) -> ChatCompletion:
         """The final completion, or :class:`StreamError` if the stream was cut short.
