@@ -72,6 +72,11 @@ def encode_body(
         if not isinstance(tool_choice, str | Mapping):
             raise ConfigError(f"tool_choice must be a string or a dict, got {tool_choice!r}")
         payload["tool_choice"] = tool_choice
+    elif tools:
+        # "auto" is the API's documented default, but some servers
+        # (llama-cpp-python's) take a missing tool_choice as "none" and leave
+        # the tools out of the prompt.
+        payload["tool_choice"] = "auto"
     payload.update(extra)
     if stream:
         payload["stream"] = True

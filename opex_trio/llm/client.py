@@ -326,6 +326,8 @@ class Client:
         """Ask for a chat completion and return it.
 
         ``messages``, ``tools`` and ``tool_choice`` are plain OpenAI dicts;
+        with ``tools`` and no ``tool_choice``, ``"auto"`` is sent (the API's
+        default, which some servers only apply when it is sent);
         ``extra`` keyword arguments (``temperature``, ``max_tokens``,
         ``provider``, ...) go into the request body as they are.
         ``total_timeout`` overrides the client's deadline for this call.

@@ -109,6 +109,38 @@ async def test_tool_call_result(autojump_clock: MockClock, llm_server: LLMTestSe
     assert result.message.to_dict()["tool_calls"] == [call]
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"tools": [WEATHER_TOOL]}, "auto"),
+        ({"tools": [WEATHER_TOOL], "tool_choice": "none"}, "none"),
+        ({"tools": [WEATHER_TOOL], "tool_choice": "required"}, "required"),
+        ({"tools": []}, None),  # no tools: no tool_choice, which the API would refuse
+        ({}, None),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_tool_choice_auto_is_sent_with_tools_when_none_is_set(
+    autojump_clock: MockClock,
+    llm_server: LLMTestServer,
+    kwargs: dict[str, Any],
+    expected: str | None,
+    stream: bool,
+) -> None:
+    with trio.fail_after(BOUND):
+        async with make_client(llm_server) as client:
+            if stream:
+                async with client.stream_chat(model="m", messages=USER, **kwargs) as chat_stream:
+                    await chat_stream.get_final_completion()
+            else:
+                await client.chat_completion(model="m", messages=USER, **kwargs)
+    (request,) = llm_server.requests
+    assert request.json.get("tool_choice") == expected
+    assert ("tool_choice" in request.json) == (expected is not None)
+    if kwargs.get("tools"):
+        assert request.json["tools"] == [WEATHER_TOOL]
+
+
 async def test_429_without_retry_after_backs_off_5_10_20(
     autojump_clock: MockClock, llm_server: LLMTestServer
 ) -> None:
