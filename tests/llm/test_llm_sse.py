@@ -99,3 +99,32 @@ async def test_an_event_cut_off_by_the_end_of_the_body_is_dropped(
                 await stream.get_final_completion()
     assert info.value.partial is not None
     assert info.value.partial.content == "partial"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'data:   {"choices": []}  ', None),  # whitespace around the value: still JSON
+        (b'data: {"choices": []} trailing', "not JSON"),
+        (b"data: {", "not JSON"),
+        (b"data: null", "not an object"),
+    ],
+)
+async def test_event_data_that_is_not_one_clean_json_value(
+    autojump_clock: MockClock, llm_server: LLMTestServer, data: bytes, expected: str | None
+) -> None:
+    body = b"data: " + chunk({"content": "a"}) + b"\n\n" + data + b"\n\n"
+    body += b"data: " + chunk({}, "stop") + b"\n\n"
+    llm_server.push(SSEReply([body]))
+    with trio.fail_after(BOUND):
+        async with (
+            make_client(llm_server) as client,
+            client.stream_chat(model="m", messages=USER) as stream,
+        ):
+            if expected is None:
+                assert (await stream.get_final_completion()).content == "a"
+            else:
+                with pytest.raises(StreamError, match=expected) as info:
+                    await stream.get_final_completion()
+                assert info.value.partial is not None
+                assert info.value.partial.content == "a"

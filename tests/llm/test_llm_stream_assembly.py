@@ -406,7 +406,7 @@ def test_the_short_way_for_text_chunks_agrees_with_the_long_way(
                 choice["delta"]["role"] = role
     fast, slow = StreamAssembler(), StreamAssembler()
     fast_events = [event for item in chunks for event in fast.feed(item)]
-    slow_events = [event for item in chunks for event in slow._feed(item)]
+    slow_events = [event for item in chunks for event in slow.feed_long(item)]
     assert fast_events == slow_events
     assert fast.check_complete(done=True) == slow.check_complete(done=True)
     assert (
