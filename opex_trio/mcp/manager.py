@@ -70,6 +70,7 @@ from ..transports.base import Transport, TransportFactory
 from ..transports.http import HttpParameters, open_http_transport
 from ..transports.stdio import StdioParameters, open_stdio_transport
 from ..transports.websocket import WebSocketParameters, open_websocket_transport
+from .call_meta import current_call_meta
 from .client import ClientOptions, McpClient, ProgressCallback, SessionRenewed
 from .config import ServerConfig, parse_server, server_id
 from .naming import assign_names
@@ -424,7 +425,9 @@ class SessionManager:
             client = await self._ready_client(entry, deadline)
             remaining = None if deadline == math.inf else max(deadline - trio.current_time(), 0)
             try:
-                return await client.call_tool(name, arguments, timeout=remaining, progress=progress)
+                return await client.call_tool(
+                    name, arguments, timeout=remaining, progress=progress, meta=current_call_meta()
+                )
             except RequestTimeoutError:
                 raise
             except TransportError:

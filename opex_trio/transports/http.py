@@ -85,7 +85,7 @@ from ._params import (
     redacted_headers,
 )
 from ._sse import SseDecoder, SseEvent
-from .base import Outgoing, RequestFailure, Transport
+from .base import EXECUTION_ID_META, Outgoing, RequestFailure, Transport
 
 __all__ = ["HttpParameters", "HttpTransport", "open_http_transport"]
 
@@ -395,12 +395,13 @@ class HttpTransport(Transport):
             headers["Mcp-Session-Id"] = self._session_id
         if self._protocol_version is not None and self._mode != "sse":
             headers["MCP-Protocol-Version"] = self._protocol_version
-        if (
-            message is not None
-            and message.method == "tools/call"
-            and self.params.execution_id is not None
-        ):
-            headers[self.params.execution_id_header] = self.params.execution_id
+        if message is not None and message.method == "tools/call":
+            # A per-call key in the request's _meta wins over the configured id.
+            meta = (message.params or {}).get("_meta") if isinstance(message.params, dict) else None
+            key = meta.get(EXECUTION_ID_META) if isinstance(meta, dict) else None
+            execution_id = key if isinstance(key, str) else self.params.execution_id
+            if execution_id is not None:
+                headers[self.params.execution_id_header] = execution_id
         return headers
 
     @asynccontextmanager

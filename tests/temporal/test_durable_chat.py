@@ -1,0 +1,71 @@
+"""Durable chats end to end: the dev server, worker processes, the scripted model, MCP peers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from opex_trio.temporal import ChatSpec, DurableChats, step_key
+from opex_trio.testing.http_server import McpHttpServer
+from opex_trio.testing.llm_server import open_llm_server
+from opex_trio.testing.mcp_server import McpTestServer, ToolContext
+from opex_trio.transports.base import EXECUTION_ID_META
+
+from .conftest import DevServer, ScriptedModel, worker_process, write_mcp_config
+
+
+def recording_server() -> tuple[McpTestServer, list[tuple[str, int]]]:
+    """An MCP server with a tool ``work`` that records each call's key and step."""
+    server = McpTestServer("work-server")
+    calls: list[tuple[str, int]] = []
+
+    @server.tool(input_schema={"type": "object", "properties": {"step": {"type": "integer"}}})
+    def work(args: Mapping[str, Any], ctx: ToolContext) -> str:
+        """Record the call."""
+        meta = (ctx.call.params or {}).get("_meta") or {}
+        calls.append((meta.get(EXECUTION_ID_META, ""), int(args["step"])))
+        return f"worked {args['step']}"
+
+    return server, calls
+
+
+async def test_a_durable_chat_runs_its_model_and_tool_calls_on_a_worker(
+    temporal_server: DevServer, task_queue: str, tmp_path: Path
+) -> None:
+    model = ScriptedModel("work", calls=3)
+    mcp, calls = recording_server()
+    http = McpHttpServer(mcp)
+    async with open_llm_server(model) as llm, trio.open_nursery() as nursery:
+        await nursery.start(http.serve)
+        config = write_mcp_config(tmp_path / "mcp.json", {"remote": {"url": http.url}})
+        async with (
+            worker_process(
+                temporal_server.address,
+                task_queue,
+                mcp_config=config,
+                base_url=llm.base_url,
+                log=tmp_path / "worker.log",
+            ),
+            DurableChats(temporal_server.address, task_queue=task_queue) as chats,
+        ):
+            with trio.fail_after(120):
+                run = await chats.start(
+                    ChatSpec(model="m", messages=[{"role": "user", "content": "go"}])
+                )
+                result = await run.result()
+        nursery.cancel_scope.cancel()
+    assert result.stop_reason == "answered"
+    assert result.turns == 4
+    assert result.content == "done: worked 0 | worked 1 | worked 2"
+    assert [c.outcome for c in result.tool_calls] == ["ok", "ok", "ok"]
+    # Every step carries its own key, made of the run and the step.
+    assert run.run_id is not None
+    assert model.keys == [step_key(run.run_id, turn, "model") for turn in (1, 2, 3, 4)]
+    assert calls == [(step_key(run.run_id, turn, "tool-0"), turn - 1) for turn in (1, 2, 3)]
+    assert [c.key for c in result.tool_calls] == [key for key, _ in calls]
+    # HTTP servers get the key as the execution id header too.
+    headers = [r.headers.get("execution-id") for r in http.log if r.jsonrpc_method == "tools/call"]
+    assert headers == [key for key, _ in calls]
