@@ -133,9 +133,11 @@ class Worker:
     def __init__(self, process: trio.Process, log: Path) -> None:
         self.process = process
         self.log = log
+        self.killed = False
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
+        self.killed = True
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -193,6 +195,9 @@ async def worker_process(
                 if process.returncode is None:
                     process.kill()
                     await process.wait()
+    if not worker.killed:
+        # SIGTERM is a clean stop.
+        assert process.returncode == 0, worker.output()
 
 
 def write_mcp_config(path: Path, servers: dict[str, Any]) -> Path:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from opex_trio.temporal import ChatSpec, DurableChats, step_key
@@ -55,8 +59,11 @@ async def test_a_durable_chat_runs_its_model_and_tool_calls_on_a_worker(
                 run = await chats.start(
                     ChatSpec(model="m", messages=[{"role": "user", "content": "go"}])
                 )
+                kinds = [event.kind async for event in run.events(poll=0.05)]
                 result = await run.result()
         nursery.cancel_scope.cancel()
+    per_turn = ["model_call_finished", "tool_call_started", "tool_call_finished", "turn_finished"]
+    assert kinds == per_turn * 3 + ["model_call_finished", "chat_finished"]
     assert result.stop_reason == "answered"
     assert result.turns == 4
     assert result.content == "done: worked 0 | worked 1 | worked 2"
@@ -69,3 +76,80 @@ async def test_a_durable_chat_runs_its_model_and_tool_calls_on_a_worker(
     # HTTP servers get the key as the execution id header too.
     headers = [r.headers.get("execution-id") for r in http.log if r.jsonrpc_method == "tools/call"]
     assert headers == [key for key, _ in calls]
+
+
+async def test_stdio_servers_get_the_key_in_meta_and_stop_with_the_worker(
+    temporal_server: DevServer, task_queue: str, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "server.pid"
+    server = [sys.executable, "-m", "opex_trio.testing.mcp_server", "--pid-file", str(pid_file)]
+    config = write_mcp_config(
+        tmp_path / "mcp.json", {"local": {"command": server[0], "args": server[1:]}}
+    )
+    model = ScriptedModel("meta", calls=1)
+    async with (
+        open_llm_server(model) as llm,
+        worker_process(
+            temporal_server.address,
+            task_queue,
+            mcp_config=config,
+            base_url=llm.base_url,
+            log=tmp_path / "worker.log",
+        ) as worker,
+        DurableChats(temporal_server.address, task_queue=task_queue) as chats,
+    ):
+        with trio.fail_after(120):
+            run = await chats.start(
+                ChatSpec(model="m", messages=[{"role": "user", "content": "go"}])
+            )
+            result = await run.result()
+        server_pid = int(pid_file.read_text().split()[0])
+        os.kill(server_pid, 0)  # running while the worker runs
+    # The worker stopped on SIGTERM with exit status 0 (checked by worker_process)
+    # and stopped its server on the way.
+    assert worker.process.returncode == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(server_pid, 0)
+    assert run.run_id is not None
+    meta = json.loads(result.tool_calls[0].content)
+    assert meta[EXECUTION_ID_META] == step_key(run.run_id, 1, "tool-0")
+
+
+async def test_a_tool_slower_than_the_heartbeat_timeout_runs_once(
+    temporal_server: DevServer, task_queue: str, tmp_path: Path
+) -> None:
+    mcp = McpTestServer("slow-server")
+    calls: list[int] = []
+
+    @mcp.tool(input_schema={"type": "object", "properties": {"step": {"type": "integer"}}})
+    async def slow(args: Mapping[str, Any], ctx: ToolContext) -> str:
+        """Take three heartbeat timeouts."""
+        calls.append(int(args["step"]))
+        await trio.sleep(3.0)
+        return "slow but done"
+
+    http = McpHttpServer(mcp)
+    model = ScriptedModel("slow", calls=1)
+    async with open_llm_server(model) as llm, trio.open_nursery() as nursery:
+        await nursery.start(http.serve)
+        config = write_mcp_config(tmp_path / "mcp.json", {"remote": {"url": http.url}})
+        async with (
+            worker_process(
+                temporal_server.address,
+                task_queue,
+                mcp_config=config,
+                base_url=llm.base_url,
+                log=tmp_path / "worker.log",
+            ),
+            DurableChats(temporal_server.address, task_queue=task_queue) as chats,
+        ):
+            with trio.fail_after(120):
+                spec = ChatSpec(
+                    model="m", messages=[{"role": "user", "content": "go"}], heartbeat_timeout=1.0
+                )
+                result = await (await chats.start(spec)).result()
+        nursery.cancel_scope.cancel()
+    # The worker's trio code heartbeat all along: Temporal never gave the call
+    # to another attempt.
+    assert calls == [0]
+    assert result.content == "done: slow but done"
