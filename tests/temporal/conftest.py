@@ -24,8 +24,6 @@ from typing import Any
 import pytest
 import trio
 
-pytest.importorskip("temporalio", reason="the 'temporal' extra is not installed")
-
 from opex_trio.testing.llm_server import JSONReply, RecordedRequest, completion
 
 TEMPORAL = Path(sys.executable).parent / "temporal"

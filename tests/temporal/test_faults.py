@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import trio
 
+pytest.importorskip("temporalio", reason="the 'temporal' extra is not installed")
+
 from opex_trio.temporal import ChatSpec, DurableChats, RunCancelledError, step_key
 from opex_trio.testing.http_server import McpHttpServer
 from opex_trio.testing.llm_server import open_llm_server
