@@ -20,11 +20,23 @@ the same on every attempt.
 Hooks
 -----
 Hooks that decide the loop's course run here, so they must be deterministic
-and do no IO: subclass :class:`ChatWorkflow`, override
+and do no IO (no clock, no randomness, no network: Temporal replays them):
+subclass :class:`ChatWorkflow` under a name of its own, override
 :meth:`ChatWorkflow.on_assistant_message` and :meth:`ChatWorkflow.on_tool_result`
 (they return ``None``, :class:`~opex_trio.Continue` or :class:`~opex_trio.Stop`
-as the in-process hooks do), and register the subclass under a name of its
-own. Hooks that act on the world (``before_tool_call``, the program's
+as the in-process hooks do), and give the worker the subclass. Temporal wants
+the ``run`` method on the subclass itself::
+
+    @workflow.defn(name="my_chat")
+    class MyChat(ChatWorkflow):
+        @workflow.run
+        async def run(self, spec: ChatSpec) -> DurableResult:
+            return await super().run(spec)
+
+        def on_tool_result(self, result, context):
+            return Stop() if result.is_error else None
+
+Hooks that act on the world (``before_tool_call``, the program's
 ``custom_tool_executor``) run in the tool activity on the worker and may do IO;
 they may run more than once for one call.
 """

@@ -236,3 +236,41 @@ class ScriptedModel:
             return JSONReply(completion(None, tool_calls=[call]))
         results = [m["content"] for m in messages if m.get("role") == "tool"]
         return JSONReply(completion("done: " + " | ".join(results)))
+
+
+@asynccontextmanager
+async def thread_worker(config: Any) -> AsyncIterator[None]:
+    """Run :func:`opex_trio.temporal.serve` in a thread of this process (its own asyncio loop).
+
+    For workers with options a command line cannot give: hooks, custom tools.
+    """
+    import asyncio
+    import functools
+
+    from opex_trio.temporal import serve
+
+    token = trio.lowlevel.current_trio_token()
+    ready = trio.Event()
+    handles: dict[str, Any] = {}
+
+    def run() -> None:
+        async def main() -> None:
+            handles["loop"] = asyncio.get_running_loop()
+            handles["stop"] = stop = asyncio.Event()
+            await serve(
+                config,
+                stop=stop,
+                on_ready=lambda: token.run_sync_soon(ready.set),
+                handle_signals=False,
+            )
+
+        asyncio.run(main())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(functools.partial(trio.to_thread.run_sync, run))
+        with trio.fail_after(120):
+            await ready.wait()
+        try:
+            yield
+        finally:
+            handles["loop"].call_soon_threadsafe(handles["stop"].set)
