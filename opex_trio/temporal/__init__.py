@@ -6,6 +6,7 @@ model and tool calls with trio, next to MCP servers that live as long as the
 worker; :class:`DurableChats` starts and follows runs from a trio program.
 """
 
+from .client import ClusterUnavailableError as ClusterUnavailableError
 from .client import DurableChats as DurableChats
 from .client import DurableRun as DurableRun
 from .client import RunCancelledError as RunCancelledError
@@ -22,6 +23,7 @@ from .workflow import ChatWorkflow as ChatWorkflow
 __all__ = [
     "ChatSpec",
     "ChatWorkflow",
+    "ClusterUnavailableError",
     "DurableChats",
     "DurableEvent",
     "DurableResult",

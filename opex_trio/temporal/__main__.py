@@ -1,7 +1,12 @@
-"""``python -m opex_trio.temporal``: run a durable-chat worker (what ``opex-trio worker`` runs).
+"""``python -m opex_trio.temporal``: a durable-chat worker, or ``run``: one durable chat.
 
-It prints ``ready`` on stdout once its MCP servers are up and it polls the
-task queue, and stops cleanly on SIGTERM or SIGINT.
+``python -m opex_trio.temporal [options]`` runs a worker (what ``opex-trio
+worker`` runs): it prints ``ready`` on stdout once its MCP servers are up and
+it polls the task queue, and stops cleanly on SIGTERM or SIGINT.
+
+``python -m opex_trio.temporal run --model M "prompt"`` starts a durable chat
+on the cluster, waits for it and prints its answer (what ``opex-trio run
+--durable`` runs).
 """
 
 from __future__ import annotations
@@ -13,11 +18,15 @@ import os
 import sys
 from collections.abc import Sequence
 
+import trio
+
 from ..errors import OpexError
 from ..mcp.config import load_config
+from .client import DurableChats
+from .steps import ChatSpec
 from .worker import WorkerConfig, serve
 
-__all__ = ["main", "parser"]
+__all__ = ["main", "parser", "run_parser"]
 
 
 def parser(prog: str = "python -m opex_trio.temporal") -> argparse.ArgumentParser:
@@ -39,6 +48,35 @@ def parser(prog: str = "python -m opex_trio.temporal") -> argparse.ArgumentParse
     p.add_argument("--max-concurrent-activities", type=int, default=100)
     p.add_argument("-v", "--verbose", action="store_true")
     return p
+
+
+def run_parser(prog: str = "python -m opex_trio.temporal run") -> argparse.ArgumentParser:
+    """The command line of one durable chat."""
+    p = argparse.ArgumentParser(prog=prog, description="Run one durable chat and print its answer.")
+    p.add_argument("prompt", help="the user message")
+    p.add_argument("--model", required=True)
+    p.add_argument("--address", default="127.0.0.1:7233", help="Temporal frontend host:port")
+    p.add_argument("--namespace", default="default")
+    p.add_argument("--task-queue", default="opex-trio")
+    p.add_argument("--system", default=None, help="the system prompt")
+    p.add_argument("--max-turns", type=int, default=10)
+    p.add_argument("--id", default=None, help="the workflow id (default: a new one)")
+    return p
+
+
+async def run_chat(args: argparse.Namespace) -> str:
+    """Start the chat the parsed command line describes; its answer."""
+    spec = ChatSpec(
+        model=args.model,
+        messages=[{"role": "user", "content": args.prompt}],
+        system_prompt=args.system,
+        max_turns=args.max_turns,
+    )
+    async with DurableChats(
+        args.address, namespace=args.namespace, task_queue=args.task_queue
+    ) as chats:
+        result = await chats.chat(spec, id=args.id)
+    return result.content or ""
 
 
 def config_from(args: argparse.Namespace) -> WorkerConfig:
@@ -79,7 +117,17 @@ def exit_now(code: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the worker command."""
+    """Run the worker command, or ``run``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"]:
+        run_args = run_parser().parse_args(argv[1:])
+        try:
+            print(trio.run(run_chat, run_args), flush=True)
+            code = 0
+        except OpexError as exc:
+            print(f"opex-trio run: {exc}", file=sys.stderr)
+            code = 1
+        exit_now(code)
     args = parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

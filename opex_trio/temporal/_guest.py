@@ -92,18 +92,18 @@ class TrioGuest(Generic[T]):
         self._finished = finished
 
         def done(result: outcome.Outcome[None]) -> None:
-            if isinstance(result, outcome.Error):
-                error = result.error
-                for future in (ready, finished):
-                    if not future.done():
-                        future.set_exception(error)
-                # Retrieved here so asyncio does not warn when nobody awaits it.
-                if ready.done() and not ready.cancelled():
-                    ready.exception()
+            error = result.error if isinstance(result, outcome.Error) else None
+            if not ready.done():
+                # Ended while starting: start() raises what ended it.
+                if error is not None:
+                    ready.set_exception(error)
+                else:
+                    ready.set_result(None)
+                finished.set_result(None)
+            elif error is not None:
+                finished.set_exception(error)
             else:
-                for future in (ready, finished):
-                    if not future.done():
-                        future.set_result(None)
+                finished.set_result(None)
 
         trio.lowlevel.start_guest_run(
             self._main,
@@ -157,6 +157,11 @@ class TrioGuest(Generic[T]):
             if done.done() and not done.cancelled():
                 done.exception()  # retrieved: the cancellation is what we report
             raise
+
+    async def wait_finished(self) -> None:
+        """Wait until the trio side has ended (after :meth:`stop`, or because it failed)."""
+        if self._finished is not None:
+            await asyncio.shield(self._finished)
 
     async def stop(self) -> None:
         """Cancel running jobs, close the resources and wait for trio to end."""

@@ -35,9 +35,19 @@ from temporalio.exceptions import CancelledError as TemporalCancelledError
 from ..errors import OpexError
 from .steps import WORKFLOW_NAME, ChatSpec, DurableEvent, DurableResult
 
-__all__ = ["DurableChats", "DurableRun", "RunCancelledError", "RunFailedError"]
+__all__ = [
+    "ClusterUnavailableError",
+    "DurableChats",
+    "DurableRun",
+    "RunCancelledError",
+    "RunFailedError",
+]
 
 R = TypeVar("R")
+
+
+class ClusterUnavailableError(OpexError):
+    """The Temporal cluster could not be reached."""
 
 
 class RunFailedError(OpexError):
@@ -180,6 +190,12 @@ class DurableChats:
             self._client = await loop.call(
                 lambda: TemporalClient.connect(self.address, namespace=self.namespace)
             )
+        except RuntimeError as exc:
+            with trio.CancelScope(shield=True):
+                await loop.close()
+            raise ClusterUnavailableError(
+                f"cannot connect to Temporal at {self.address!r}: {exc}"
+            ) from exc
         except BaseException:
             with trio.CancelScope(shield=True):
                 await loop.close()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -103,6 +103,17 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Wait until one of ``waits`` is done; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def serve(
     config: WorkerConfig,
     *,
@@ -111,6 +122,9 @@ async def serve(
     handle_signals: bool = True,
 ) -> None:
     """Run a worker until ``stop`` is set, or SIGTERM or SIGINT arrives (asyncio).
+
+    When the trio side fails (its resources broke), the worker stops too and
+    the failure is raised.
 
     ``on_ready`` is called once the servers are up and the worker polls.
     """
@@ -141,7 +155,7 @@ async def serve(
                 logger.info("worker on task queue %r is running", config.task_queue)
                 if on_ready is not None:
                     on_ready()
-                await stop.wait()
+                await _first(stop.wait(), guest.wait_finished())
                 logger.info("stopping the worker")
         finally:
             await guest.stop()

@@ -155,3 +155,40 @@ async def test_a_tool_slower_than_the_heartbeat_timeout_runs_once(
     # to another attempt.
     assert calls == [0]
     assert result.content == "done: slow but done"
+
+
+async def test_the_run_command_prints_the_answer_and_exits_cleanly(
+    temporal_server: DevServer, task_queue: str, tmp_path: Path
+) -> None:
+    mcp, _ = recording_server()
+    http = McpHttpServer(mcp)
+    async with (
+        open_llm_server(ScriptedModel("work", calls=1)) as llm,
+        trio.open_nursery() as nursery,
+    ):
+        await nursery.start(http.serve)
+        config = write_mcp_config(tmp_path / "mcp.json", {"remote": {"url": http.url}})
+        async with worker_process(
+            temporal_server.address,
+            task_queue,
+            mcp_config=config,
+            base_url=llm.base_url,
+            log=tmp_path / "worker.log",
+        ):
+            with trio.fail_after(120):
+                done = await trio.run_process(
+                    [
+                        *(sys.executable, "-m", "opex_trio.temporal", "run", "--model", "m"),
+                        *("--address", temporal_server.address, "--task-queue", task_queue),
+                        "go",
+                    ],
+                    capture_stdout=True,
+                    capture_stderr=True,
+                    check=False,
+                )
+        nursery.cancel_scope.cancel()
+    # A short-lived client process ends with status 0, without the abort at
+    # interpreter exit that Temporal's native threads can cause.
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode() == "done: worked 0\n"
+    assert b"Fatal Python error" not in done.stderr
