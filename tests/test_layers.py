@@ -144,9 +144,9 @@ LAYERS = (
     layer(
         "opex_trio.temporal.workflow",
         {"temporalio"},
-        {"opex_trio.temporal.steps", "opex_trio.agent.hooks"},
+        {"opex_trio.temporal.steps", "opex_trio.agent.hooks", "opex_trio.errors"},
     ),
-    layer("opex_trio.temporal.steps", set(), set()),
+    layer("opex_trio.temporal.steps", set(), {"opex_trio.errors"}),
     layer("opex_trio.cli", set(ANY), set(ANY)),
     layer("opex_trio.testing", set(ANY), set(ANY)),
     # The package root only re-exports the public names of every layer.

@@ -6,6 +6,14 @@ model and tool calls with trio, next to MCP servers that live as long as the
 worker; :class:`DurableChats` starts and follows runs from a trio program.
 """
 
+try:
+    import temporalio as _temporalio  # noqa: F401
+except ModuleNotFoundError as exc:  # pragma: no cover - exercised in a subprocess
+    raise ModuleNotFoundError(
+        "opex_trio.temporal needs the 'temporal' extra: pip install 'opex_trio[temporal]'",
+        name=exc.name,
+    ) from exc
+
 from .client import ClusterUnavailableError as ClusterUnavailableError
 from .client import DurableChats as DurableChats
 from .client import DurableRun as DurableRun

@@ -21,6 +21,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ConfigError
+
 __all__ = [
     "MODEL_ACTIVITY",
     "TOOL_ACTIVITY",
@@ -72,6 +74,31 @@ class ChatSpec:
     model_timeout: float = 300.0
     heartbeat_timeout: float = 10.0
     max_attempts: int = 0
+
+    def __post_init__(self) -> None:
+        # Checked where the spec is made (the caller's program), not in the
+        # workflow, where a bad value would only stall the run.
+        if not isinstance(self.model, str) or not self.model:
+            raise ConfigError(f"model must be a non-empty string, got {self.model!r}")
+        if not isinstance(self.messages, list) or not all(
+            isinstance(m, dict) for m in self.messages
+        ):
+            raise ConfigError("messages must be a list of OpenAI message dicts")
+        if not isinstance(self.max_turns, int) or self.max_turns < 1:
+            raise ConfigError(f"max_turns must be at least 1, got {self.max_turns!r}")
+        for name in ("model_timeout", "heartbeat_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.tool_timeout is not None and not (
+            isinstance(self.tool_timeout, int | float) and self.tool_timeout > 0
+        ):
+            raise ConfigError(
+                f"tool_timeout must be a positive number of seconds or None, "
+                f"got {self.tool_timeout!r}"
+            )
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 0:
+            raise ConfigError(f"max_attempts must be 0 or more, got {self.max_attempts!r}")
 
     def replace(self, **changes: Any) -> ChatSpec:
         """A copy with some fields changed."""

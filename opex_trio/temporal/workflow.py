@@ -50,6 +50,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 from .steps import (
@@ -117,7 +118,12 @@ class ChatWorkflow:
         if isinstance(answer, Stop):
             self._stop = True
         elif not isinstance(answer, Continue):
-            raise TypeError(f"the {hook} hook returned {answer!r}; return None, Continue or Stop")
+            # Fails the run: replaying the same code would give the same answer.
+            raise ApplicationError(
+                f"the {hook} hook returned {answer!r}; return None, Continue(...) or Stop(...)",
+                type="ConfigError",
+                non_retryable=True,
+            )
         if answer.context is not UNCHANGED:
             self._context = answer.context
 
@@ -134,8 +140,6 @@ class ChatWorkflow:
     @workflow.run
     async def run(self, spec: ChatSpec) -> DurableResult:
         """Run the conversation until the model answers; see the module docstring."""
-        if spec.max_turns < 1:
-            raise ValueError(f"max_turns must be at least 1, got {spec.max_turns!r}")
         run_id = workflow.info().run_id
         self._context = spec.context
         conversation = [dict(m) for m in spec.messages]

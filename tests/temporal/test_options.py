@@ -12,6 +12,7 @@ pytest.importorskip("temporalio", reason="the 'temporal' extra is not installed"
 
 
 from opex_trio import Deny
+from opex_trio.errors import ConfigError
 from opex_trio.temporal import (
     ChatSpec,
     ChatWorkflow,
@@ -153,3 +154,20 @@ async def test_max_turns_execute_tools_filters_and_forced_tool_choice(
         spec(deny_tools=["look*"]),
     )
     assert "tools" not in requests[0].json
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"model": ""}, "model"),
+        ({"messages": "hi"}, "messages"),
+        ({"max_turns": 0}, "max_turns"),
+        ({"tool_timeout": -1}, "tool_timeout"),
+        ({"heartbeat_timeout": 0}, "heartbeat_timeout"),
+        ({"max_attempts": -1}, "max_attempts"),
+    ],
+)
+def test_a_bad_spec_is_refused_where_it_is_made(options: dict[str, Any], named: str) -> None:
+    fields: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "go"}]}
+    with pytest.raises(ConfigError, match=named):
+        ChatSpec(**{**fields, **options})
