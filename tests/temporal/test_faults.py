@@ -172,3 +172,42 @@ async def test_cancelling_a_run_cancels_its_running_tool_at_the_server(
     assert len(call_ids) == 1
     # Only the first model call ran; the run never got further.
     assert len(model.keys) == 1
+
+
+async def test_sigterm_cancels_the_running_tool_and_another_worker_runs_it_again(
+    temporal_server: DevServer, task_queue: str, tmp_path: Path
+) -> None:
+    model = ScriptedModel("work", calls=2)
+    tools = BlockingServer(block_step=0)
+    async with open_llm_server(model) as llm, trio.open_nursery() as nursery:
+        await nursery.start(tools.http.serve)
+        config = write_mcp_config(tmp_path / "mcp.json", {"remote": {"url": tools.http.url}})
+
+        def worker(name: str) -> Any:
+            return worker_process(
+                temporal_server.address,
+                task_queue,
+                mcp_config=config,
+                base_url=llm.base_url,
+                log=tmp_path / f"{name}.log",
+            )
+
+        async with DurableChats(temporal_server.address, task_queue=task_queue) as chats:
+            with trio.fail_after(180):
+                async with worker("first") as first:
+                    run = await chats.start(spec())
+                    await tools.entered.wait()
+                    first.process.terminate()
+                    # The worker stops taking work, waits its grace period,
+                    # then cancels the call: the server is told.
+                    await tools.cancelled.wait()
+                    await first.process.wait()
+                assert first.process.returncode == 0
+                async with worker("second"):
+                    result = await run.result()
+        nursery.cancel_scope.cancel()
+    assert result.content == "done: worked 0 | worked 1"
+    assert run.run_id is not None
+    first_key = step_key(run.run_id, 1, "tool-0")
+    assert [call for call in tools.calls if call[1] == 0] == [(first_key, 0), (first_key, 0)]
+    assert len(tools.mcp.cancelled) == 1
