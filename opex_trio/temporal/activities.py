@@ -31,6 +31,7 @@ import trio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from .._exceptions import unwrap_single
 from ..agent.chat import Chat, ToolResult, _Run
 from ..agent.content import image_parts
 from ..agent.hooks import BeforeToolCallHook, CustomToolExecutor
@@ -92,10 +93,13 @@ async def _heartbeating(fn: Callable[[], Awaitable[R]]) -> R:
             activity.heartbeat()
             await trio.sleep(every)
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(beat)
-        result.append(await fn())
-        nursery.cancel_scope.cancel()
+    # The step's own error, not a group around it: the worker decides from
+    # its type whether trying again can help.
+    with unwrap_single():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(beat)
+            result.append(await fn())
+            nursery.cancel_scope.cancel()
     return result[0]
 
 

@@ -31,8 +31,10 @@ import trio
 from temporalio.client import Client as TemporalClient
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError as TemporalCancelledError
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
-from ..errors import OpexError
+from ..errors import ConfigError, OpexError
 from .steps import WORKFLOW_NAME, ChatSpec, DurableEvent, DurableResult
 
 __all__ = [
@@ -47,7 +49,7 @@ R = TypeVar("R")
 
 
 class ClusterUnavailableError(OpexError):
-    """The Temporal cluster could not be reached."""
+    """The Temporal cluster could not be reached, or refused a call (its ``__cause__`` says why)."""
 
 
 class RunFailedError(OpexError):
@@ -90,9 +92,26 @@ class _Loop:
             with trio.CancelScope(shield=True):
                 await finished.wait()
             raise
-        return future.result()
+        try:
+            return future.result()
+        except WorkflowAlreadyStartedError as exc:
+            raise ConfigError(f"a durable chat with id {exc.workflow_id!r} already exists") from exc
+        except RPCError as exc:
+            # A refused or failed call to the cluster (unreachable, unknown
+            # namespace, no such run): Temporal's words, one typed error.
+            raise ClusterUnavailableError(f"Temporal refused the call: {exc}") from exc
 
     async def close(self) -> None:
+        async def drain() -> None:
+            # Calls still running (a caller gave up on them) end here, not
+            # as tasks destroyed with the loop.
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        drained = asyncio.run_coroutine_threadsafe(drain(), self.loop)
+        await trio.to_thread.run_sync(drained.result)
         self.loop.call_soon_threadsafe(self.loop.stop)
         await trio.to_thread.run_sync(self.thread.join)
         self.loop.close()
@@ -126,7 +145,14 @@ class DurableRun:
         except WorkflowFailureError as exc:
             if isinstance(exc.cause, TemporalCancelledError):
                 raise RunCancelledError(f"durable chat {self.id!r} was cancelled") from exc
-            raise RunFailedError(f"durable chat {self.id!r} failed: {exc.cause}") from exc
+            root: BaseException = exc
+            while isinstance(getattr(root, "cause", None), BaseException):
+                root = root.cause  # type: ignore[attr-defined]
+            text = str(root)
+            kind = getattr(root, "type", None) or type(root).__name__
+            if not text.startswith(kind):
+                text = f"{kind}: {text}"
+            raise RunFailedError(f"durable chat {self.id!r} failed: {text}") from exc
 
     async def cancel(self) -> None:
         """Ask the chat to stop; its running call is cancelled on its worker."""

@@ -14,7 +14,8 @@ import trio
 
 pytest.importorskip("temporalio", reason="the 'temporal' extra is not installed")
 
-from opex_trio.temporal import ChatSpec, DurableChats, step_key
+from opex_trio.errors import ConfigError, OpexError
+from opex_trio.temporal import ChatSpec, ClusterUnavailableError, DurableChats, step_key
 from opex_trio.testing.http_server import McpHttpServer
 from opex_trio.testing.llm_server import open_llm_server
 from opex_trio.testing.mcp_server import McpTestServer, ToolContext
@@ -192,3 +193,15 @@ async def test_the_run_command_prints_the_answer_and_exits_cleanly(
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode() == "done: worked 0\n"
     assert b"Fatal Python error" not in done.stderr
+
+
+async def test_misuse_and_unknown_runs_raise_typed_errors(temporal_server: DevServer) -> None:
+    async with DurableChats(temporal_server.address, task_queue="nobody-polls") as chats:
+        run = await chats.start(ChatSpec(model="m", messages=[]), id="opex-test-twice")
+        with pytest.raises(ConfigError, match="opex-test-twice"):
+            await chats.start(ChatSpec(model="m", messages=[]), id="opex-test-twice")
+        await run.cancel()
+        with pytest.raises(ClusterUnavailableError):
+            await chats.get("opex-test-no-such-run").result()
+    with pytest.raises(OpexError, match="outside"):
+        await chats.start(ChatSpec(model="m", messages=[]))

@@ -18,9 +18,10 @@ from opex_trio.temporal import (
     ChatWorkflow,
     DurableChats,
     DurableResult,
+    RunFailedError,
     WorkerConfig,
 )
-from opex_trio.testing.llm_server import RecordedRequest, open_llm_server
+from opex_trio.testing.llm_server import JSONReply, RecordedRequest, error_body, open_llm_server
 
 from .conftest import DevServer, ScriptedModel, thread_worker
 from .workflows import HookedChat, StopAtOnce
@@ -171,3 +172,17 @@ def test_a_bad_spec_is_refused_where_it_is_made(options: dict[str, Any], named: 
     fields: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "go"}]}
     with pytest.raises(ConfigError, match=named):
         ChatSpec(**{**fields, **options})
+
+
+async def test_a_model_error_for_the_program_fails_the_run_without_retrying(
+    temporal_server: DevServer, task_queue: str
+) -> None:
+    requests: list[RecordedRequest] = []
+
+    def refuse(request: RecordedRequest) -> JSONReply:
+        requests.append(request)
+        return JSONReply(error_body("bad key", code=401), status=401)
+
+    with pytest.raises(RunFailedError, match=r"failed: AuthenticationError: .*bad key"):
+        await run_chat(temporal_server, task_queue, refuse, spec())
+    assert len(requests) == 1
