@@ -407,8 +407,14 @@ class Actor:
 
     def _on_too_large(self, exc: MessageTooLargeError) -> None:
         rid = jsonrpc.find_id(exc.head)
+        # A transport that could not count the bytes reports one over the limit.
+        what = f"of {exc.size} bytes, which" if exc.size > exc.limit + 1 else "that"
         error = MessageTooLargeError(
-            f"MCP server {self.name!r} sent {exc}", size=exc.size, limit=exc.limit, head=exc.head
+            f"MCP server {self.name!r} sent a message {what} exceeds the limit of "
+            f"{exc.limit} bytes; it was discarded (raise max_message_size to accept it)",
+            size=exc.size,
+            limit=exc.limit,
+            head=exc.head,
         )
         # The server did answer, so the request leaves the table without a cancellation.
         reply = self._session.cancel(rid, notify=False) if rid is not None else None

@@ -290,7 +290,10 @@ async def test_a_response_over_the_limit_fails_that_call_and_the_connection_reco
             with pytest.raises(MessageTooLargeError) as info:
                 await client.call_tool("big", {"size": 50_000})
             assert info.value.limit == 10_000 and info.value.size > 50_000
-            assert "'test-server'" in str(info.value)
+            assert str(info.value).startswith(
+                f"MCP server 'test-server' sent a message of {info.value.size} bytes, "
+                "which exceeds the limit of 10000 bytes"
+            )
             assert (await client.call_tool("big", {"size": 100})).text == "x" * 100
 
 
