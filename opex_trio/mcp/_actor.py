@@ -55,7 +55,7 @@ from typing import Any, Self
 
 import trio
 
-from .._exceptions import unwrap_single
+from .._exceptions import copy_error, unwrap_single
 from ..errors import (
     McpError,
     MessageTooLargeError,
@@ -204,7 +204,7 @@ class Actor:
             )
             self._stopped.set()
         if self._error is not None:
-            raise self._error
+            raise copy_error(self._error)
 
     def _expire(self, request_id: RequestId, reply: Reply) -> None:
         """A request's deadline passed: cancel it on the server and fail its caller."""
@@ -528,7 +528,8 @@ class Actor:
 
     def _check_usable(self) -> None:
         if self._error is not None:
-            raise self._error
+            # Each caller raises its own copy; see opex_trio._exceptions.
+            raise copy_error(self._error)
         if self._done.is_set():
             raise TransportClosedError(f"the connection to MCP server {self.name!r} is closed")
 

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import trio
 
+from .._exceptions import copy_error
 from ..errors import ConfigError, ProtocolError, RequestTimeoutError, TransportClosedError
 from ..protocol.types import (
     CallToolResult,
@@ -156,7 +157,9 @@ class McpClient(Actor):
             self._check_usable()
             reply = await self._exchange(method, params, seconds, deadline, progress)
         if reply.error is not None:
-            raise reply.error
+            # Its own instance: the error may be every pending caller's, and a
+            # shared one would collect all their frames in its traceback.
+            raise copy_error(reply.error)
         assert reply.result is not None
         return reply.result
 
