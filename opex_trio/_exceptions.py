@@ -1,4 +1,4 @@
-"""Unwrapping trio's exception groups at our public boundaries.
+"""Unwrapping trio's exception groups at our public boundaries, and copying errors.
 
 Trio wraps whatever escapes a nursery in an :class:`ExceptionGroup` (strict
 exception groups). Our context managers own nurseries, but a user who writes
@@ -7,16 +7,60 @@ to start, should see that one exception, not a group around it. Where exactly
 one real exception is inside, :func:`unwrap_single` raises it alone; groups
 with several real exceptions stay groups, since choosing one would hide the
 others.
+
+An error that several callers raise, or that is kept for later, is copied
+first. Raising an exception appends the frames it passes through to its
+``__traceback__``, and frames keep their locals alive: one instance raised in
+every caller of a dead connection kept all of those callers' frames (and what
+they referenced) for as long as the instance lived. :func:`copy_error` gives
+each caller its own instance; :func:`detached` makes the copy that is stored
+(a server's last error, an event): the same type, message, attributes and
+cause, with no frames anywhere in its chain.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import trio
 
-__all__ = ["leaves", "unwrap_single"]
+__all__ = ["copy_error", "detached", "leaves", "unwrap_single"]
+
+E = TypeVar("E", bound=BaseException)
+
+
+def copy_error(error: E) -> E:
+    """A new instance of ``error``: same type, message, attributes and cause; no traceback."""
+    try:
+        new = copy.copy(error)
+    except Exception:  # noqa: BLE001 - an __init__ that cannot be called again with .args
+        new = type(error).__new__(type(error))
+        new.args = error.args
+        if hasattr(error, "__dict__"):
+            new.__dict__.update(error.__dict__)
+    new.__cause__ = error.__cause__
+    new.__context__ = error.__context__
+    new.__suppress_context__ = error.__suppress_context__
+    new.__traceback__ = None
+    return new
+
+
+def detached(error: E) -> E:
+    """A copy of ``error`` to keep: no traceback in it or in its causes, no implicit context."""
+    if isinstance(error, BaseExceptionGroup):
+        new: BaseException = error.derive([detached(e) for e in error.exceptions])
+        new.__cause__ = error.__cause__
+        new.__suppress_context__ = error.__suppress_context__
+    else:
+        new = copy_error(error)
+    if new.__cause__ is not None:
+        new.__cause__ = detached(new.__cause__)
+    new.__context__ = None
+    new.__traceback__ = None
+    return new  # type: ignore[return-value]
 
 
 def leaves(group: BaseException) -> list[BaseException]:

@@ -52,7 +52,7 @@ import attrs
 import trio
 
 from .. import telemetry
-from .._exceptions import unwrap_single
+from .._exceptions import detached, unwrap_single
 from ..errors import (
     ConfigError,
     HealthCheckError,
@@ -512,6 +512,17 @@ class SessionManager:
         return tool is not None and tool.idempotent
 
     async def _serve(self, entry: _Server, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        # The supervisor keeps a failure until the next one; raised as it came,
+        # its frames would keep the dead client and its transport alive.
+        try:
+            await self._serve_client(entry, task_status=task_status)
+        except Exception as exc:  # noqa: BLE001 - raised again below, without its frames
+            error = detached(exc)
+        else:
+            return
+        raise error
+
+    async def _serve_client(self, entry: _Server, *, task_status: Any) -> None:
         client = McpClient(entry.factory, name=entry.id, options=entry.options.client)
         entry.client = client
         with unwrap_single():
@@ -603,12 +614,14 @@ class SessionManager:
         entry = self._servers.get(event.child)
         if entry is None:
             return
-        if event.error is not None:
-            entry.last_error = event.error
+        # Kept and handed to subscribers: what a user reads, not the frames it passed.
+        error = detached(event.error) if event.error is not None else None
+        if error is not None:
+            entry.last_error = error
         if event.state == "restarting" or (event.state == "starting" and event.restarts > 0):
-            self._set_state(entry, "restarting", event.error)
+            self._set_state(entry, "restarting", error)
         elif event.state == "failed":
-            self._set_state(entry, "failed", event.error)
+            self._set_state(entry, "failed", error)
         elif event.state in ("stopped", "done"):
             self._set_state(entry, "stopped")
 
