@@ -34,6 +34,7 @@ from ..errors import (
     TransportClosedError,
 )
 from ..protocol.jsonrpc import Request, RequestId
+from ._http_body import close_body_with_response
 from ._http_params import HttpParameters, safe_url
 from ._sse import SseDecoder, SseEvent
 from .base import RequestFailure
@@ -157,6 +158,7 @@ class HttpConnection:
         headers: dict[str, str],
         content: bytes | None = None,
     ) -> AsyncIterator[httpx2.Response]:
+        """Send a request and yield its response, whose body is read in parts."""
         if content is not None:
             headers["Content-Type"] = JSON
         async with self.client.stream(
@@ -167,6 +169,7 @@ class HttpConnection:
             timeout=self.timeout,
             follow_redirects=self.params.follow_redirects,
         ) as response:
+            close_body_with_response(response)
             yield response
 
     def network_error(self, exc: BaseException, what: str) -> TransportBrokenError:
@@ -180,11 +183,14 @@ class HttpConnection:
         """The body, or at most ``limit + 1`` bytes of it."""
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                break
+        # Closed here, not left to the garbage collector: leaving the loop
+        # early would otherwise drop two of httpx2's generators unfinished.
+        async with contextlib.aclosing(response.aiter_bytes()) as stream:
+            async for chunk in stream:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    break
         return b"".join(chunks)
 
     async def excerpt(self, response: httpx2.Response) -> str:

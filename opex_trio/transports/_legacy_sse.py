@@ -10,6 +10,7 @@ A 404 to a POST means the server forgot our session.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from typing import Any
@@ -107,22 +108,23 @@ class LegacySse:
                         f"{response.headers.get('content-type', 'none')!r}, not an SSE stream"
                     )
                 decoder = self._conn.events()
-                async for chunk in response.aiter_bytes():
-                    for event in decoder.feed(chunk):
-                        if self.endpoint is None:
-                            if event.event != "endpoint":
+                async with contextlib.aclosing(response.aiter_bytes()) as stream:
+                    async for chunk in stream:
+                        for event in decoder.feed(chunk):
+                            if self.endpoint is None:
+                                if event.event != "endpoint":
+                                    continue
+                                self.endpoint = self._check_endpoint(event.data.strip())
+                                deadline.deadline = math.inf
+                                ready()
                                 continue
-                            self.endpoint = self._check_endpoint(event.data.strip())
-                            deadline.deadline = math.inf
-                            ready()
-                            continue
-                        if event.event != "message" or not event.data.strip():
-                            continue
-                        if event.oversized:
-                            await self._conn.deliver(self._conn.oversized(event))
-                            continue
-                        self._conn.learn(event.data, self._conn.init_id)
-                        await self._conn.deliver(event.data)
+                            if event.event != "message" or not event.data.strip():
+                                continue
+                            if event.oversized:
+                                await self._conn.deliver(self._conn.oversized(event))
+                                continue
+                            self._conn.learn(event.data, self._conn.init_id)
+                            await self._conn.deliver(event.data)
         if self.endpoint is None:
             raise TransportBrokenError(
                 f"MCP server {self.name!r}: the SSE stream ended before its endpoint event"

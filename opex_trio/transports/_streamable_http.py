@@ -22,6 +22,7 @@ The GET stream is reopened the same way when it ends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import attrs
@@ -234,9 +235,12 @@ class StreamableHttp:
     ) -> bool:
         """Deliver the stream's messages; True once the answer to ``want`` came."""
         decoder = self._conn.events()
-        async for chunk in response.aiter_bytes():
-            if await self._on_events(decoder.feed(chunk), state, want):
-                return True
+        # Returning from inside the loop must close httpx2's generators now,
+        # not when the garbage collector finds them.
+        async with contextlib.aclosing(response.aiter_bytes()) as stream:
+            async for chunk in stream:
+                if await self._on_events(decoder.feed(chunk), state, want):
+                    return True
         return await self._on_events(decoder.end(), state, want)
 
     async def _on_events(
