@@ -44,6 +44,8 @@ __all__ = [
     "Rewrite",
     "Stop",
     "call_hook",
+    "describe",
+    "run_hook",
 ]
 
 
@@ -124,6 +126,15 @@ async def call_hook(hook: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+async def run_hook(label: str, hook: Callable[..., Any], *args: Any) -> Any:
+    """Call a hook; an exception it raises goes on with a note naming the hook."""
+    try:
+        return await call_hook(hook, *args)
+    except Exception as exc:
+        exc.add_note(f"raised by the {label} hook ({describe(hook)})")
+        raise
 
 
 def describe(hook: Callable[..., Any] | None) -> str:
