@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 import trio
 
-__all__ = ["leaves", "unwrap_single"]
+__all__ = ["leaves", "one_exception", "raise_unchanged", "unwrap_single"]
 
 
 def leaves(group: BaseException) -> list[BaseException]:
@@ -40,3 +41,40 @@ def unwrap_single() -> Iterator[None]:
         if not real and len(found) == 1:
             raise found[0] from found[0].__cause__
         raise
+
+
+def _rank(exc: BaseException) -> int:
+    # KeyboardInterrupt and SystemExit first, then errors, then cancellation.
+    if isinstance(exc, trio.Cancelled):
+        return 2
+    return 1 if isinstance(exc, Exception) else 0
+
+
+def raise_unchanged(exc: BaseException) -> NoReturn:
+    """Raise ``exc`` again with its own cause and context, not the group it was found in."""
+    cause, context, suppress = exc.__cause__, exc.__context__, exc.__suppress_context__
+    try:
+        raise exc
+    finally:
+        exc.__cause__, exc.__context__, exc.__suppress_context__ = cause, context, suppress
+
+
+@contextmanager
+def one_exception() -> Iterator[None]:
+    """Re-raise whatever group escapes as the one exception a caller would catch.
+
+    The first ``KeyboardInterrupt``/``SystemExit``, else the first error, else
+    the first ``Cancelled``, raised as the object it is. Other errors in the
+    group are named in a note on it rather than lost without a word.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        found = sorted(leaves(group), key=_rank)
+        chosen = found[0]
+        others = [e for e in found[1:] if not isinstance(e, trio.Cancelled) and e is not chosen]
+        if others:
+            named = "; ".join(f"{type(e).__name__}: {e}" for e in others[:5])
+            more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+            chosen.add_note(f"raised together with {named}{more}")
+        raise_unchanged(chosen)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .. import telemetry
+from .._exceptions import one_exception
 from ..errors import ConfigError, McpError, OpexError, ServerUnavailableError, TransportError
 from ..llm.types import ToolCall
 from ..protocol.types import CallToolResult, ProgressParams
@@ -57,22 +58,38 @@ class TurnTools:
         self.timeout = timeout
 
     async def run(self, calls: Sequence[ToolCall], parallel: bool) -> list[ToolResult]:
-        """Run ``calls`` and return their results in the order of the calls."""
+        """Run ``calls`` and return their results in the order of the calls.
+
+        A hook that raises stops the other calls of the turn, and its
+        exception is raised alone, as the object it is, however many calls
+        ran; a cancellation from outside is one ``Cancelled``.
+        """
         results: list[ToolResult | None] = [None] * len(calls)
+        if not parallel or len(calls) < 2:
+            for position, call in enumerate(calls):
+                results[position] = await self.run_one(call)
+            return _all_done(results)
+        failures: list[Exception] = []
 
-        async def one(position: int, call: ToolCall) -> None:
-            results[position] = await self.run_one(call)
+        async def one(position: int, call: ToolCall, scope: trio.CancelScope) -> None:
+            if failures:
+                return  # a sibling's hook failed before this call started
+            try:
+                results[position] = await self.run_one(call)
+            except Exception as exc:  # noqa: BLE001 - raised again below, alone
+                failures.append(exc)
+                scope.cancel()
 
-        if parallel and len(calls) > 1:
+        with one_exception():
             async with trio.open_nursery() as nursery:
                 for position, call in enumerate(calls):
-                    nursery.start_soon(one, position, call)
-        else:
-            for position, call in enumerate(calls):
-                await one(position, call)
-        done = [r for r in results if r is not None]
-        assert len(done) == len(calls)
-        return done
+                    nursery.start_soon(one, position, call, nursery.cancel_scope)
+        if failures:
+            first = failures[0]
+            if len(failures) > 1:
+                first.add_note(f"{len(failures) - 1} other call(s) of this turn failed too")
+            raise first
+        return _all_done(results)
 
     async def run_one(self, call: ToolCall) -> ToolResult:
         """Run one call; every failure of the tool is a result, a hook's exception raises."""
@@ -213,6 +230,12 @@ class TurnTools:
         known = sorted(ref.name for ref in self.index.values() if self.chat._allowed(ref))
         listing = ", ".join(known[:50]) + (" ..." if len(known) > 50 else "")
         return f"Error: there is no tool named {name!r}. Available tools: {listing or 'none'}"
+
+
+def _all_done(results: list[ToolResult | None]) -> list[ToolResult]:
+    done = [r for r in results if r is not None]
+    assert len(done) == len(results)
+    return done
 
 
 def parse_arguments(call: ToolCall) -> tuple[dict[str, Any] | None, str | None]:

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 import trio
 
+from .._exceptions import one_exception
 from ..errors import ConfigError
 from ..llm.client import Client
 from ..llm.types import ChatCompletion, ContentDelta, Usage
@@ -308,7 +309,9 @@ class Chat:
                         print(event.text, end="")
 
         The last event is :class:`ChatFinished`. An error in the loop is raised
-        from the ``async with``; leaving the block early cancels the chat.
+        from the ``async with``; leaving the block early cancels the chat. An
+        exception raised in the block comes out of it unchanged, and a
+        cancellation as one ``trio.Cancelled``.
         """
         send, receive = trio.open_memory_channel[ChatEvent](buffer)
         failure: list[BaseException] = []
@@ -340,13 +343,16 @@ class Chat:
                 except Exception as exc:  # noqa: BLE001 - raised again from the async with
                     failure.append(exc)
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(run)
-            try:
-                async with receive:
-                    yield receive
-            finally:
-                nursery.cancel_scope.cancel()
+        # The block runs inside our nursery; what it raises comes back as it
+        # is, not in the group trio would wrap it in.
+        with one_exception():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run)
+                try:
+                    async with receive:
+                        yield receive
+                finally:
+                    nursery.cancel_scope.cancel()
         if failure:
             raise failure[0]
 
