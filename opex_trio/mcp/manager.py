@@ -52,7 +52,7 @@ import attrs
 import trio
 
 from .. import telemetry
-from .._exceptions import unwrap_single
+from .._exceptions import one_exception, unwrap_single
 from ..errors import (
     ConfigError,
     HealthCheckError,
@@ -278,7 +278,10 @@ class SessionManager:
     async def __aexit__(self, *exc_info: Any) -> bool:
         assert self._supervisor is not None
         try:
-            return await self._supervisor.__aexit__(*exc_info)
+            # A cancellation that arrives while the servers stop joins the
+            # block's own exception in a group; the caller gets one of them.
+            with one_exception():
+                return await self._supervisor.__aexit__(*exc_info)
         finally:
             for entry in self._servers.values():
                 self._set_state(entry, "stopped")

@@ -1,0 +1,139 @@
+"""The session manager's public calls as a user meets them: one exception per call.
+
+An exception of the program's own block, a cancellation while calls run, a
+cancelled removal, subscriptions that come and go: each with 1, 2 and 8
+servers (or calls) at once, in virtual time against in-process servers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+from opex_trio.errors import OpexError
+from opex_trio.mcp.manager import ServerOptions, SessionManager
+from opex_trio.protocol.types import ProgressParams
+from opex_trio.testing.mcp_server import builtin_server
+
+COUNTS = [1, 2, 8]
+
+
+class Boom(Exception):
+    pass
+
+
+def quiet() -> ServerOptions:
+    return ServerOptions(health=None)
+
+
+async def add_servers(mcp: SessionManager, nursery: trio.Nursery, count: int) -> list[str]:
+    ids = [
+        await mcp.add_server(builtin_server().in_process(nursery), name=f"s{i}", options=quiet())
+        for i in range(count)
+    ]
+    await mcp.wait_ready()
+    return ids
+
+
+class Running:
+    """Progress callbacks that tell when ``count`` calls are running on their servers."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.seen: set[str] = set()
+        self.all_running = trio.Event()
+
+    def callback(self, key: str) -> Any:
+        def report(params: ProgressParams) -> None:
+            self.seen.add(key)
+            if len(self.seen) == self.count:
+                self.all_running.set()
+
+        return report
+
+
+def start_calls(
+    mcp: SessionManager, nursery: trio.Nursery, ids: list[str], running: Running
+) -> list[BaseException]:
+    """Start a long call on each server in ``nursery``; their errors are kept, not raised."""
+    errors: list[BaseException] = []
+
+    async def call(sid: str) -> None:
+        try:
+            await mcp.call_tool(sid, "progress", {"steps": 10**6}, progress=running.callback(sid))
+        except OpexError as exc:
+            errors.append(exc)
+
+    for sid in ids:
+        nursery.start_soon(call, sid)
+    return errors
+
+
+@pytest.mark.parametrize("count", COUNTS)
+@pytest.mark.parametrize("cancelled", [False, True], ids=["plain", "while-cancelled"])
+async def test_an_exception_of_the_block_comes_back_unchanged(
+    autojump_clock: Any, count: int, cancelled: bool
+) -> None:
+    boom = Boom("the program's own error")
+    running = Running(count)
+
+    async def block(nursery: trio.Nursery) -> list[BaseException]:
+        with trio.CancelScope() as outer:
+            async with SessionManager() as mcp:
+                ids = await add_servers(mcp, nursery, count)
+                errors = start_calls(mcp, nursery, ids, running)
+                await running.all_running.wait()
+                if cancelled:
+                    # The servers stop while a cancellation arrives from outside.
+                    outer.cancel()
+                raise boom
+        return errors
+
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            with pytest.raises(Boom) as info:
+                await block(nursery)
+            nursery.cancel_scope.cancel()
+    assert info.value is boom
+    assert boom.__context__ is None and not getattr(boom, "__notes__", None)
+
+
+@pytest.mark.parametrize("count", COUNTS)
+async def test_cancelling_a_call_and_the_manager_is_one_plain_cancelled(
+    autojump_clock: Any, count: int
+) -> None:
+    running = Running(count)
+    caught: list[BaseException] = []
+    scope = trio.CancelScope()
+
+    async def user(nursery: trio.Nursery) -> None:
+        with scope:
+            try:
+                async with SessionManager() as mcp:
+                    ids = await add_servers(mcp, nursery, count)
+                    start_calls(mcp, nursery, ids[1:], running)
+                    await mcp.call_tool(
+                        ids[0], "progress", {"steps": 10**6}, progress=running.callback(ids[0])
+                    )
+            except trio.Cancelled as exc:
+                caught.append(exc)
+                raise
+            raise AssertionError("the call returned although it was cancelled")
+
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            done = trio.Event()
+
+            async def run_user() -> None:
+                await user(nursery)
+                done.set()
+
+            nursery.start_soon(run_user)
+            await running.all_running.wait()
+            scope.cancel()
+            await done.wait()
+            nursery.cancel_scope.cancel()
+    assert len(caught) == 1 and type(caught[0]) is trio.Cancelled
+    assert scope.cancelled_caught
