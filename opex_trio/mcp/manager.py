@@ -267,6 +267,7 @@ class SessionManager:
         ] = []
         self._registry: dict[str, RegisteredTool] = {}
         self._by_server: dict[tuple[str, str], str] = {}
+        self._closed = False
 
     # -- lifetime
 
@@ -285,8 +286,10 @@ class SessionManager:
         finally:
             for entry in self._servers.values():
                 self._set_state(entry, "stopped")
-            for send, _ in self._streams:
+            self._closed = True
+            for send, drop in self._streams:
                 send.close()
+                drop.close()
             self._streams.clear()
 
     def _sup(self) -> Supervisor:
@@ -385,11 +388,28 @@ class SessionManager:
         """Subscribe to server state changes from now on.
 
         The manager never waits for a reader: when ``max_buffer`` events wait,
-        the oldest is dropped. The channel ends when the manager closes.
+        the oldest is dropped. The channel ends when the manager closes; close
+        it to unsubscribe (the manager forgets it and writes to it no more).
         """
         send, receive = trio.open_memory_channel[ServerStateChanged](max_buffer)
+        if self._closed:
+            send.close()
+            return receive
+        self._drop_closed_streams()
+        # A receive clone of our own lets us drop the oldest event when full.
         self._streams.append((send, receive.clone()))
         return receive
+
+    def _drop_closed_streams(self) -> None:
+        live = []
+        for send, drop in self._streams:
+            if drop.statistics().open_receive_channels <= 1:
+                # The subscriber closed its end; only our clone is left.
+                send.close()
+                drop.close()
+            else:
+                live.append((send, drop))
+        self._streams = live
 
     async def wait_ready(self, *server_ids: str, timeout: float | None = None) -> None:
         """Wait until the servers (all of them when none is named) are ready.
@@ -638,14 +658,13 @@ class SessionManager:
         )
         if telemetry.enabled():
             telemetry.emit(event)
-        for send, drop in list(self._streams):
+        self._drop_closed_streams()
+        for send, drop in self._streams:
             try:
                 send.send_nowait(event)
             except trio.WouldBlock:
                 drop.receive_nowait()
                 send.send_nowait(event)
-            except trio.BrokenResourceError:
-                self._streams.remove((send, drop))
 
     def _rebuild_registry(self) -> None:
         pairs = [(entry.id, tool.name) for entry in self._servers.values() for tool in entry.tools]

@@ -137,3 +137,34 @@ async def test_cancelling_a_call_and_the_manager_is_one_plain_cancelled(
             nursery.cancel_scope.cancel()
     assert len(caught) == 1 and type(caught[0]) is trio.Cancelled
     assert scope.cancelled_caught
+
+
+async def test_closed_subscriptions_are_dropped_and_not_written_to(autojump_clock: Any) -> None:
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery, SessionManager() as mcp:
+            live = mcp.events()
+            for _ in range(1000):
+                mcp.events().close()
+            # The manager's own list of subscribers, since nothing public shows it:
+            # at most the one closed since the last look is left.
+            assert len(mcp._streams) <= 2
+            closed = [mcp.events() for _ in range(1000)]
+            for channel in closed:
+                channel.close()
+            sid = await mcp.add_server(
+                builtin_server().in_process(nursery), name="s", options=quiet()
+            )
+            assert [(e.server, e.state) for e in (await live.receive(), await live.receive())] == [
+                (sid, "starting"),
+                (sid, "ready"),
+            ]
+            assert len(mcp._streams) == 1
+            # A subscriber that has not read yet is kept.
+            slow = mcp.events(max_buffer=1)
+            await mcp.remove_server(sid)
+            assert len(mcp._streams) == 2
+            assert (await slow.receive()).state == "stopped"
+            nursery.cancel_scope.cancel()
+        # Closing the manager ends the live subscriptions; a new one is ended at once.
+        assert [e.state async for e in live] == ["stopped"]
+        assert [e async for e in mcp.events()] == []
