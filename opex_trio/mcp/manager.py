@@ -341,7 +341,10 @@ class SessionManager:
     async def remove_server(self, server_id: str) -> None:
         """Stop a server and forget it.
 
-        Its calls in flight fail with :class:`ServerUnavailableError`.
+        Its calls in flight fail with :class:`ServerUnavailableError`. The
+        server leaves the list and its tools the registry at once, before its
+        connection has closed, so a removal that is cancelled while it waits
+        for that still leaves nothing behind (the server goes on stopping).
         """
         entry = self._entry(server_id)
         if entry.client is not None:
@@ -350,11 +353,11 @@ class SessionManager:
                     f"MCP server {server_id!r} was removed", server=server_id, state="stopped"
                 )
             )
-        if entry.handle is not None:
-            await entry.handle.stop()
         self._set_state(entry, "stopped")
         del self._servers[server_id]
         self._rebuild_registry()
+        if entry.handle is not None:
+            await entry.handle.stop()
 
     def servers(self) -> list[ServerStatus]:
         """A snapshot of every server, in the order they were added."""
@@ -639,7 +642,9 @@ class SessionManager:
         self, entry: _Server, state: ServerState, error: BaseException | None = None
     ) -> None:
         previous = entry.state
-        if previous == state:
+        if previous == state or self._servers.get(entry.id) is not entry:
+            # A removed server is "stopped" for good, whatever its task does
+            # while it winds down.
             return
         entry.state = state
         entry.changed.set()

@@ -7,15 +7,21 @@ servers (or calls) at once, in virtual time against in-process servers.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import trio
 
-from opex_trio.errors import OpexError
+from opex_trio.agent.chat import Chat
+from opex_trio.errors import OpexError, ServerUnavailableError
+from opex_trio.llm import Client
 from opex_trio.mcp.manager import ServerOptions, SessionManager
 from opex_trio.protocol.types import ProgressParams
+from opex_trio.telemetry import ServerStateChanged
 from opex_trio.testing.mcp_server import builtin_server
+from opex_trio.transports.base import Transport
 
 COUNTS = [1, 2, 8]
 
@@ -168,3 +174,51 @@ async def test_closed_subscriptions_are_dropped_and_not_written_to(autojump_cloc
         # Closing the manager ends the live subscriptions; a new one is ended at once.
         assert [e.state async for e in live] == ["stopped"]
         assert [e async for e in mcp.events()] == []
+
+
+async def test_a_cancelled_remove_server_leaves_nothing_listed(autojump_clock: Any) -> None:
+    slow_close_started = trio.Event()
+
+    @asynccontextmanager
+    async def slow_to_close(nursery: trio.Nursery) -> AsyncIterator[Transport]:
+        async with builtin_server().in_process(nursery)() as transport:
+            try:
+                yield transport
+            finally:
+                # Closing takes a while: the removal waits here when it is cancelled.
+                slow_close_started.set()
+                with trio.CancelScope(shield=True):
+                    await trio.sleep(50)
+
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery, SessionManager() as mcp:
+            sid = await mcp.add_server(
+                lambda: slow_to_close(nursery), name="slow", options=quiet(), wait=True
+            )
+            other = await mcp.add_server(
+                builtin_server().in_process(nursery), name="other", options=quiet(), wait=True
+            )
+            chat = Chat(Client("k", base_url="http://127.0.0.1:9"), mcp=mcp)
+            assert {ref.server for ref in chat.tool_index().values()} == {sid, other}
+            events = mcp.events()
+            with trio.move_on_after(10) as scope:
+                await mcp.remove_server(sid)
+            assert scope.cancelled_caught and slow_close_started.is_set()
+            assert [s.id for s in mcp.servers()] == [other]
+            assert all(t.server == other for t in mcp.tools().values())
+            assert {ref.server for ref in chat.tool_index().values()} == {other}
+            with pytest.raises(ServerUnavailableError):
+                await mcp.call_tool(sid, "echo", {"message": "x"})
+            # The server still stops, once, and is not heard of again.
+            await trio.sleep(100)
+            assert [(e.server, e.state) for e in drain(events)] == [(sid, "stopped")]
+            nursery.cancel_scope.cancel()
+
+
+def drain(channel: trio.MemoryReceiveChannel[ServerStateChanged]) -> list[ServerStateChanged]:
+    found = []
+    while True:
+        try:
+            found.append(channel.receive_nowait())
+        except trio.WouldBlock:
+            return found
