@@ -64,6 +64,7 @@ from .errors import TransportBrokenError as TransportBrokenError
 from .errors import TransportClosedError as TransportClosedError
 from .errors import TransportError as TransportError
 from .errors import UnknownToolError as UnknownToolError
+from .errors import UsageError as UsageError
 from .llm import ChatCompletion as ChatCompletion
 from .llm import ChatStream as ChatStream
 from .llm import Choice as Choice
@@ -162,6 +163,7 @@ __all__ = [
     "TurnFinished",
     "UnknownToolError",
     "Usage",
+    "UsageError",
     "UsageEvent",
     "WebSocketParameters",
     "__version__",

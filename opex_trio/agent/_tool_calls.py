@@ -22,7 +22,14 @@ import trio
 
 from .. import telemetry
 from .._exceptions import one_exception
-from ..errors import ConfigError, McpError, OpexError, ServerUnavailableError, TransportError
+from ..errors import (
+    ConfigError,
+    McpError,
+    OpexError,
+    ServerUnavailableError,
+    TransportError,
+    UsageError,
+)
 from ..llm.types import ToolCall
 from ..protocol.types import CallToolResult, ProgressParams
 from .content import tool_message_content
@@ -162,6 +169,8 @@ class TurnTools:
         try:
             with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
                 handled, value = await self._execute(name, arguments, ref, progress)
+        except UsageError:
+            raise  # a closed manager or client is the program's bug, not the tool's
         except ServerUnavailableError as exc:
             return finish(
                 f"Error: the tool's server is not available: {exc}", "unavailable", error=exc

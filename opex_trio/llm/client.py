@@ -42,6 +42,7 @@ from ..errors import (
     ConfigError,
     LLMError,
     StreamError,
+    UsageError,
 )
 from ._errors import body_error, error_from_body, error_from_response, error_from_transport
 from ._stream import StreamAssembler
@@ -275,7 +276,7 @@ class Client:
 
     async def __aenter__(self) -> Client:
         if self._state != "new":
-            raise RuntimeError(f"{self!r} cannot be opened again; make a new Client")
+            raise UsageError(f"{self!r} cannot be opened again; make a new Client")
         if self._borrowed is not None:
             self._http = self._borrowed
             self._plain_headers = httpx2.Headers(self._headers)
@@ -308,8 +309,8 @@ class Client:
         http = self._http
         if http is None:
             if self._state == "new":
-                raise RuntimeError(f"use 'async with {type(self).__name__}(...)' before calling it")
-            raise RuntimeError(f"{self!r} is closed")
+                raise UsageError(f"use 'async with {type(self).__name__}(...)' before calling it")
+            raise UsageError(f"{self!r} is closed")
         return http
 
     def _request_headers(self, base: Any, extra: Mapping[str, str] | None) -> Any:
@@ -644,7 +645,7 @@ class ChatStream:
 
     async def __aenter__(self) -> ChatStream:
         if self._state != "new":
-            raise RuntimeError("a ChatStream can be entered only once")
+            raise UsageError("a ChatStream can be entered only once")
         self._state = "open"
         client = self._client
         self._observed = client._observed()
@@ -783,7 +784,7 @@ class ChatStream:
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         if self._iterator is None:
             if self._state != "open":
-                raise RuntimeError("iterate a ChatStream inside its 'async with'")
+                raise UsageError("iterate a ChatStream inside its 'async with'")
             self._iterator = self._events()
         return self._iterator
 

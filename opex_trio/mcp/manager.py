@@ -61,6 +61,7 @@ from ..errors import (
     RequestTimeoutError,
     ServerUnavailableError,
     TransportError,
+    UsageError,
 )
 from ..protocol.session import ListChanged
 from ..protocol.types import CallToolResult, Implementation, Tool
@@ -254,7 +255,10 @@ class SessionManager:
 
     ``options`` are the defaults for every server (each :meth:`add_server`
     may give its own). Use it as ``async with SessionManager() as mcp:``;
-    leaving the block stops every server and leaves no process behind.
+    leaving the block stops every server and leaves no process behind. Calls
+    that start, stop or use servers raise :class:`~opex_trio.errors.UsageError`
+    outside that block (the snapshots, :meth:`servers`, :meth:`status` and
+    :meth:`tools`, work at any time).
     """
 
     def __init__(self, *, options: ServerOptions | None = None, name: str = "mcp") -> None:
@@ -272,6 +276,8 @@ class SessionManager:
     # -- lifetime
 
     async def __aenter__(self) -> SessionManager:
+        if self._supervisor is not None:
+            raise UsageError(f"{self!r} can be entered only once; make a new SessionManager")
         self._supervisor = Supervisor(self.name, on_event=self._on_child_event)
         await self._supervisor.__aenter__()
         return self
@@ -292,9 +298,15 @@ class SessionManager:
                 drop.close()
             self._streams.clear()
 
+    def __repr__(self) -> str:
+        return f"SessionManager(name={self.name!r})"
+
     def _sup(self) -> Supervisor:
+        """The supervisor of an open manager; :class:`UsageError` for any other."""
         if self._supervisor is None:
-            raise RuntimeError("use the SessionManager inside 'async with'")
+            raise UsageError("use the SessionManager inside 'async with SessionManager() as mcp:'")
+        if self._closed:
+            raise UsageError(f"{self!r} is closed; make a new SessionManager")
         return self._supervisor
 
     # -- servers
@@ -346,6 +358,7 @@ class SessionManager:
         connection has closed, so a removal that is cancelled while it waits
         for that still leaves nothing behind (the server goes on stopping).
         """
+        self._sup()
         entry = self._entry(server_id)
         if entry.client is not None:
             entry.client.abort(
@@ -381,6 +394,7 @@ class SessionManager:
 
         While it renews a session the server forgot, its calls wait for the new one.
         """
+        self._sup()
         entry = self._entry(server_id)
         client = entry.ready_client()
         if client is None:
@@ -420,6 +434,7 @@ class SessionManager:
         Raises :class:`ServerUnavailableError` for a server that failed, was
         stopped, or is not ready when ``timeout`` seconds have passed.
         """
+        self._sup()
         ids = server_ids or tuple(self._servers)
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         for sid in ids:
@@ -442,6 +457,7 @@ class SessionManager:
         default the server's ``call_timeout``); see the module docstring for
         what happens when the server dies during the call.
         """
+        self._sup()
         entry = self._entry(server_id)
         seconds = entry.options.call_timeout if timeout == "default" else timeout
         deadline = math.inf if seconds is None else trio.current_time() + seconds
@@ -473,6 +489,7 @@ class SessionManager:
         progress: ProgressCallback | None = None,
     ) -> CallToolResult:
         """Call a tool by its registry name."""
+        self._sup()
         registered = self._registry.get(registry_name)
         if registered is None:
             raise ConfigError(f"no tool named {registry_name!r} in the registry")
@@ -496,7 +513,8 @@ class SessionManager:
 
     async def refresh_tools(self, server_id: str) -> None:
         """Reload a ready server's tools now."""
-        await self._load_tools(self._entry(server_id), self.client(server_id))
+        client = self.client(server_id)
+        await self._load_tools(self._entry(server_id), client)
 
     # -- internals
 
