@@ -91,6 +91,7 @@ from .mcp.manager import RegisteredTool as RegisteredTool
 from .mcp.manager import ServerOptions as ServerOptions
 from .mcp.manager import ServerStatus as ServerStatus
 from .mcp.manager import SessionManager as SessionManager
+from .protocol.types import Tool as Tool
 from .supervision import ChildHandle as ChildHandle
 from .supervision import RestartPolicy as RestartPolicy
 from .supervision import Supervisor as Supervisor
@@ -149,6 +150,7 @@ __all__ = [
     "SupervisionError",
     "Supervisor",
     "TextDelta",
+    "Tool",
     "ToolCall",
     "ToolCallDelta",
     "ToolFinished",

@@ -13,13 +13,13 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ProtocolError
 from ..mcp.naming import TOOL_NAME_PATTERN, is_valid_tool_name
 from ..protocol.types import Tool
 from .schema import DEFAULT_MAX_REF_DEPTH, normalize_schema
 from .strict import make_strict
 
-__all__ = ["description_of", "mcp_tool_to_openai", "openai_tool", "openai_tool_to_mcp"]
+__all__ = ["as_tool", "description_of", "mcp_tool_to_openai", "openai_tool", "openai_tool_to_mcp"]
 
 
 def description_of(tool: Tool) -> str | None:
@@ -46,8 +46,31 @@ def openai_tool(
     return {"type": "function", "function": function}
 
 
+def as_tool(tool: Tool | Mapping[str, Any]) -> Tool:
+    """An MCP tool given as a :class:`Tool` or as the JSON object ``tools/list`` returns.
+
+    The object's keys are the wire's (``name``, ``inputSchema``, ``title``,
+    ``description``, ``annotations``, ...); ``input_schema`` is read as
+    ``inputSchema``. A dict that is no valid tool raises
+    :class:`~opex_trio.errors.ConfigError` naming the tool and what is wrong.
+    """
+    if isinstance(tool, Tool):
+        return tool
+    if not isinstance(tool, Mapping):
+        raise ConfigError(f"an MCP tool must be a Tool or a dict, got {type(tool).__name__}")
+    data = dict(tool)
+    if "inputSchema" not in data and "input_schema" in data:
+        data["inputSchema"] = data.pop("input_schema")
+    name = data.get("name")
+    label = repr(name) if isinstance(name, str) else "(unnamed)"
+    try:
+        return Tool.from_dict(data, where=f"tool {label}")
+    except ProtocolError as exc:
+        raise ConfigError(f"not a valid MCP tool: {exc}") from exc
+
+
 def mcp_tool_to_openai(
-    tool: Tool,
+    tool: Tool | Mapping[str, Any],
     *,
     name: str | None = None,
     strict: bool = False,
@@ -63,9 +86,13 @@ def mcp_tool_to_openai(
     :func:`normalize_schema`; with ``strict=True`` also through
     :func:`make_strict`, and ``"strict": true`` is set only when that worked.
 
+    ``tool`` is a :class:`Tool` or the plain dict ``tools/list`` returns on
+    the wire (see :func:`as_tool`).
+
     Raises :class:`~opex_trio.errors.ConfigError` for an invalid name or a
     schema that accepts no object.
     """
+    tool = as_tool(tool)
     exposed = tool.name if name is None else name
     if not is_valid_tool_name(exposed):
         raise ConfigError(

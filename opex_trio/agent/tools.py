@@ -48,7 +48,7 @@ from ..mcp.naming import (
     sanitize_tool_name,
 )
 from ..protocol.types import Tool
-from .conversion import description_of, mcp_tool_to_openai, openai_tool, openai_tool_to_mcp
+from .conversion import as_tool, description_of, mcp_tool_to_openai, openai_tool, openai_tool_to_mcp
 from .schema import DEFAULT_MAX_REF_DEPTH, normalize_schema
 from .strict import make_strict, strict_or_problem, strip_nulls
 
@@ -142,10 +142,11 @@ class _Entry:
 class ToolIndex(Mapping[str, ToolRef]):
     """Every tool a model may call, under unique, stable, provider-valid names.
 
-    ``tools`` is an iterable of ``(server_id, tool)`` pairs. ``server_id`` is
-    ``None`` for the program's own tools, which may be given as a
-    :class:`~opex_trio.protocol.types.Tool` or as an OpenAI tool dict (a
-    ``"strict"`` key in such a dict overrides the index's ``strict`` for that
+    ``tools`` is an iterable of ``(server_id, tool)`` pairs. A server's tool
+    is a :class:`~opex_trio.protocol.types.Tool` or the dict ``tools/list``
+    returns. ``server_id`` is ``None`` for the program's own tools, which may be
+    given as a :class:`~opex_trio.protocol.types.Tool` or as an OpenAI tool dict
+    (a ``"strict"`` key in such a dict overrides the index's ``strict`` for that
     tool). Names follow the rule in this module's docstring; iteration yields
     the program's tools first, in the order given, then MCP tools sorted by
     server id and name, so the tool list sent to the model is the same on every
@@ -183,10 +184,10 @@ class ToolIndex(Mapping[str, ToolRef]):
                 seen_custom.add(entry.tool.name)
                 custom.append(entry)
                 continue
-            if not isinstance(spec, Tool):
-                raise ConfigError(
-                    f"tools of server {server!r} must be Tool objects, got {type(spec).__name__}"
-                )
+            try:
+                spec = as_tool(spec)
+            except ConfigError as exc:
+                raise ConfigError(f"server {server!r}: {exc}") from exc
             if (server, spec.name) in mcp:
                 continue
             try:
@@ -211,7 +212,7 @@ class ToolIndex(Mapping[str, ToolRef]):
     @classmethod
     def from_servers(
         cls,
-        servers: Mapping[str, Iterable[Tool]],
+        servers: Mapping[str, Iterable[Tool | Mapping[str, Any]]],
         custom_tools: Iterable[Tool | Mapping[str, Any]] = (),
         *,
         strict: bool = False,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from typing import Any
 
 import jsonschema
 import pytest
 from hypothesis import given
 
+import opex_trio
 from opex_trio.agent.tools import (
     TOOL_NAME_PATTERN,
     ToolIndex,
@@ -23,6 +26,7 @@ from opex_trio.testing.strategies import (
 )
 
 from .support import (
+    OBJECT,
     PROPERTY_SETTINGS,
     tool,
 )
@@ -192,3 +196,63 @@ def test_mcp_tool_to_openai_never_fails_on_object_schemas(
         assert TOOL_NAME_PATTERN.match(function["name"])
         jsonschema.Draft202012Validator.check_schema(function["parameters"])
         json.dumps(converted)
+
+
+# The shape ``tools/list`` returns on the wire, as server-filesystem sends it.
+WIRE_TOOL = {
+    "name": "read_file",
+    "title": "Read file",
+    "description": "Read a file's text",
+    "inputSchema": {
+        "type": "object",
+        "properties": {"path": {"type": "string"}},
+        "required": ["path"],
+        "additionalProperties": False,
+        "$schema": "http://json-schema.org/draft-07/schema#",
+    },
+    "annotations": {"readOnlyHint": True},
+    "x-vendor": "kept",
+}
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_mcp_tool_to_openai_takes_the_wire_dict_as_the_typed_tool(strict: bool) -> None:
+    typed = Tool.from_dict(copy.deepcopy(WIRE_TOOL))
+    from_dict = mcp_tool_to_openai(WIRE_TOOL, strict=strict)
+    assert from_dict == mcp_tool_to_openai(typed, strict=strict)
+    function = from_dict["function"]
+    assert function["name"] == "read_file"
+    assert function["description"] == "Read a file's text"
+    assert "$schema" not in function["parameters"]
+    assert function["parameters"]["required"] == ["path"]
+    assert function.get("strict", False) is strict
+    # A snake_case schema key, as Python code tends to write it, is read too.
+    snake = {"name": "t", "input_schema": {"type": "object", "properties": {}}}
+    assert mcp_tool_to_openai(snake)["function"]["parameters"] == OBJECT
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"name": "x"}, "tool 'x' is missing the required member 'inputSchema'"),
+        ({"name": "x", "inputSchema": 3}, "tool 'x'.inputSchema must be an object"),
+        ({"inputSchema": {}}, "missing the required member 'name'"),
+        ({"name": "x", "inputSchema": {"type": "string"}}, "tool 'x': the input schema has type"),
+        (42, "must be a Tool or a dict, got int"),
+    ],
+)
+def test_a_wire_dict_that_is_no_tool_is_a_config_error(bad: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        mcp_tool_to_openai(bad)
+
+
+def test_a_tool_index_takes_wire_dicts_from_servers() -> None:
+    index = ToolIndex([("fs", WIRE_TOOL), ("other", copy.deepcopy(WIRE_TOOL))])
+    assert sorted(index) == ["fs__read_file", "other__read_file"]
+    assert index["fs__read_file"].tool == Tool.from_dict(copy.deepcopy(WIRE_TOOL))
+    assert index["fs__read_file"].tool.read_only
+
+
+def test_tool_is_exported_from_the_package() -> None:
+    assert opex_trio.Tool is Tool
+    assert "Tool" in opex_trio.__all__

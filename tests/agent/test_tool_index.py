@@ -156,8 +156,10 @@ def test_bad_entries_are_config_errors() -> None:
         ToolIndex([tool("x")])  # type: ignore[list-item]
     with pytest.raises(ConfigError, match="server id"):
         ToolIndex([(3, tool("x"))])  # type: ignore[list-item]
-    with pytest.raises(ConfigError, match="server 'fs' must be Tool"):
+    with pytest.raises(ConfigError, match=r"server 'fs': not a valid MCP tool: .*'inputSchema'"):
         ToolIndex([("fs", {"name": "x"})])
+    with pytest.raises(ConfigError, match="server 'fs': an MCP tool must be a Tool or a dict"):
+        ToolIndex([("fs", 42)])  # type: ignore[list-item]
     with pytest.raises(ConfigError, match="custom tool must be"):
         ToolIndex([(None, 42)])  # type: ignore[list-item]
 
