@@ -178,7 +178,12 @@ class TurnTools:
         except (McpError, TransportError, OpexError) as exc:
             return finish(f"Error: the tool call failed: {exc}", "error", error=exc)
         except Exception as exc:
-            logger.exception("the tool %r raised", name)
+            # An outcome the model reads and acts on, not a crash: one line, and
+            # the traceback only for whoever debugs the tool.
+            logger.warning(
+                "the tool %r failed; the model is told: %s: %s", name, type(exc).__name__, exc
+            )
+            logger.debug("the failure of the tool %r", name, exc_info=exc)
             return finish(f"Error: the tool failed: {exc}", "error", error=exc)
         if scope.cancelled_caught:
             return finish(f"Error: the tool did not finish within {timeout:g} s", "timeout")

@@ -13,7 +13,7 @@ steers the loop:
   :class:`~opex_trio.protocol.types.CallToolResult`), or :data:`NOT_MINE` (or
   raises :class:`NotMine`) for a tool it does not handle, which then goes to
   the MCP servers. Any other exception is the tool's failure: the model is told
-  its message, the traceback goes to the log.
+  its message, the log gets one WARNING line (the traceback at DEBUG).
 * ``before_tool_call(name, arguments, context)`` returns ``None`` or
   :class:`Approve` (run the call), :class:`Deny` (do not run it; the model is
   told the reason) or :class:`Rewrite` (run it with other arguments).
