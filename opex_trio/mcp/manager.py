@@ -41,14 +41,11 @@ the server's info are reloaded from it.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Mapping
 from typing import Any, Literal
 
-import attrs
 import trio
 
 from .. import telemetry
@@ -65,15 +62,21 @@ from ..errors import (
 )
 from ..protocol.session import ListChanged
 from ..protocol.types import CallToolResult, Implementation, Tool
-from ..supervision import ChildHandle, RestartPolicy, Supervisor
+from ..supervision import ChildHandle, Supervisor
 from ..telemetry import ChildStateChanged, ServerStateChanged
 from ..transports.base import Transport, TransportFactory
-from ..transports.http import HttpParameters, open_http_transport
-from ..transports.stdio import StdioParameters, open_stdio_transport
-from ..transports.websocket import WebSocketParameters, open_websocket_transport
-from .client import ClientOptions, McpClient, ProgressCallback, SessionRenewed
+from .client import McpClient, ProgressCallback, SessionRenewed
 from .config import ServerConfig, parse_server, server_id
 from .naming import assign_names
+from .options import (
+    FINAL_STATES,
+    HealthCheck,
+    RegisteredTool,
+    ServerOptions,
+    ServerState,
+    ServerStatus,
+    transport_factory,
+)
 
 __all__ = [
     "HealthCheck",
@@ -86,128 +89,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("opex_trio.mcp.manager")
-
-ServerState = Literal["starting", "ready", "unhealthy", "restarting", "failed", "stopped"]
-"""Where a managed server is: ``"starting"`` (first connection), ``"ready"``,
-``"unhealthy"`` (a health check failed; still serving), ``"restarting"``
-(after a failure, during backoff and reconnection), and the final
-``"failed"`` (restart intensity reached) and ``"stopped"`` (removed or the
-manager closed)."""
-
-_FINAL: frozenset[str] = frozenset({"failed", "stopped"})
-
-
-@attrs.frozen
-class HealthCheck:
-    """How a server's health is checked.
-
-    Every ``interval`` seconds the server is pinged (a cheap request where the
-    protocol version has no ping), with ``timeout`` seconds to answer; after
-    ``failures`` failed checks in a row it is restarted.
-    """
-
-    interval: float = 30.0
-    timeout: float = 10.0
-    failures: int = 2
-
-    def __attrs_post_init__(self) -> None:
-        if not self.interval > 0 or not self.timeout > 0:
-            raise ConfigError(
-                f"HealthCheck interval and timeout must be positive, got {self.interval!r} "
-                f"and {self.timeout!r}"
-            )
-        if isinstance(self.failures, bool) or not isinstance(self.failures, int):
-            raise ConfigError(f"HealthCheck.failures must be an int, got {self.failures!r}")
-        if self.failures < 1:
-            raise ConfigError(f"HealthCheck.failures must be at least 1, got {self.failures!r}")
-
-
-def _patterns(value: Iterable[str] | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return (value,)
-    return tuple(value)
-
-
-def _deny_patterns(value: Iterable[str] | None) -> tuple[str, ...]:
-    return _patterns(value) or ()
-
-
-def _default_restart() -> RestartPolicy:
-    return RestartPolicy(backoff_initial=0.5, backoff_max=30.0)
-
-
-@attrs.frozen(kw_only=True)
-class ServerOptions:
-    """How the manager runs one server.
-
-    ``allow_tools`` and ``deny_tools`` are glob patterns on the server's own
-    tool names (``None`` allows all; deny wins). ``call_timeout`` is the
-    default deadline of a tool call, waiting for the server included.
-    ``resend_idempotent`` lets a call whose server died mid-call be sent again
-    after the restart, but only for tools annotated read-only or idempotent.
-    """
-
-    client: ClientOptions = attrs.field(factory=ClientOptions)
-    restart: RestartPolicy = attrs.field(factory=_default_restart)
-    health: HealthCheck | None = attrs.field(factory=HealthCheck)
-    allow_tools: tuple[str, ...] | None = attrs.field(default=None, converter=_patterns)
-    deny_tools: tuple[str, ...] = attrs.field(default=(), converter=_deny_patterns)
-    call_timeout: float | None = 60.0
-    resend_idempotent: bool = False
-
-    def allows(self, tool_name: str) -> bool:
-        """Whether the filters let ``tool_name`` through."""
-        if any(fnmatch.fnmatchcase(tool_name, p) for p in self.deny_tools):
-            return False
-        if self.allow_tools is None:
-            return True
-        return any(fnmatch.fnmatchcase(tool_name, p) for p in self.allow_tools)
-
-
-@attrs.frozen
-class ServerStatus:
-    """A snapshot of one managed server.
-
-    ``protocol_version`` and ``server_info`` are those of the server's latest
-    handshake (``None`` before the first); like ``tools``, they are kept while
-    the server restarts.
-    """
-
-    id: str
-    state: ServerState
-    protocol_version: str | None
-    server_info: Implementation | None
-    last_error: BaseException | None
-    restarts: int
-    tools: tuple[str, ...]
-    """The server's own names of the tools it offers through the filters."""
-
-
-@attrs.frozen
-class RegisteredTool:
-    """A tool in the registry: its registry name, its server, and its definition."""
-
-    name: str
-    server: str
-    tool: Tool
-
-
-def transport_factory(
-    config: ServerConfig, name: str
-) -> Callable[[], AbstractAsyncContextManager[Transport]]:
-    """The function that opens a fresh connection for ``config``."""
-    if isinstance(config, StdioParameters):
-        params = config if config.name else attrs.evolve(config, name=name)
-        return lambda: open_stdio_transport(params)
-    if isinstance(config, HttpParameters):
-        http = config if config.name else attrs.evolve(config, name=name)
-        return lambda: open_http_transport(http)
-    if isinstance(config, WebSocketParameters):
-        ws = config if config.name else attrs.evolve(config, name=name)
-        return lambda: open_websocket_transport(ws)
-    raise ConfigError(f"server {name!r}: unsupported configuration {type(config).__name__}")
 
 
 class _Server:
@@ -338,7 +219,7 @@ class SessionManager:
         else:
             parsed = parse_server(config, name=name)
         sid = name or server_id(parsed)  # type: ignore[arg-type]
-        if sid in self._servers and self._servers[sid].state not in _FINAL:
+        if sid in self._servers and self._servers[sid].state not in FINAL_STATES:
             raise ConfigError(f"a server with id {sid!r} is already running")
         entry = _Server(sid, parsed, options or self.options)
         self._servers[sid] = entry
@@ -544,7 +425,7 @@ class SessionManager:
                 client = entry.ready_client()
                 if client is not None:
                     return client
-                if entry.state in _FINAL:
+                if entry.state in FINAL_STATES:
                     raise self._unavailable(entry)
                 await entry.changed.wait()
         raise self._unavailable(entry)
