@@ -22,7 +22,9 @@ calls were made:
 Hooks are described in :mod:`opex_trio.agent.hooks`. Each fires exactly once
 per message; an exception in a hook stops the chat and propagates with a note
 naming the hook. Cancelling a chat cancels its running tools, and each MCP
-server is told (``notifications/cancelled``).
+server is told (``notifications/cancelled``). However many tools run at once,
+the caller sees one exception, never a group: the hook's, or one
+``trio.Cancelled``.
 
 :meth:`Chat.stream` runs the same loop with streamed model calls and yields
 events as they happen: text deltas, tool calls started, progressing and
