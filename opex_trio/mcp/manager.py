@@ -153,6 +153,8 @@ class SessionManager:
         self._registry: dict[str, RegisteredTool] = {}
         self._by_server: dict[tuple[str, str], str] = {}
         self._closed = False
+        # Removed servers whose task may not have ended yet (a cancelled removal).
+        self._stopping: dict[str, ChildHandle] = {}
 
     # -- lifetime
 
@@ -221,6 +223,16 @@ class SessionManager:
         sid = name or server_id(parsed)  # type: ignore[arg-type]
         if sid in self._servers and self._servers[sid].state not in FINAL_STATES:
             raise ConfigError(f"a server with id {sid!r} is already running")
+        stopping = self._stopping.get(sid)
+        if stopping is not None:
+            # A removal of this id was cancelled before its task ended; the
+            # new task takes the name only once the old one is gone, so no
+            # late event of the old one is taken for the new one's.
+            await stopping.stop()
+            if self._stopping.get(sid) is stopping:
+                del self._stopping[sid]
+            if sid in self._servers and self._servers[sid].state not in FINAL_STATES:
+                raise ConfigError(f"a server with id {sid!r} is already running")
         entry = _Server(sid, parsed, options or self.options)
         self._servers[sid] = entry
         self._emit(entry, "starting", None)
@@ -237,7 +249,8 @@ class SessionManager:
         Its calls in flight fail with :class:`ServerUnavailableError`. The
         server leaves the list and its tools the registry at once, before its
         connection has closed, so a removal that is cancelled while it waits
-        for that still leaves nothing behind (the server goes on stopping).
+        for that still leaves nothing behind (the server goes on stopping, and
+        :meth:`add_server` of the same id waits until it has).
         """
         self._sup()
         entry = self._entry(server_id)
@@ -251,7 +264,10 @@ class SessionManager:
         del self._servers[server_id]
         self._rebuild_registry()
         if entry.handle is not None:
+            self._stopping[server_id] = entry.handle
             await entry.handle.stop()
+            if self._stopping.get(server_id) is entry.handle:
+                del self._stopping[server_id]
 
     def servers(self) -> list[ServerStatus]:
         """A snapshot of every server, in the order they were added."""

@@ -209,9 +209,20 @@ async def test_a_cancelled_remove_server_leaves_nothing_listed(autojump_clock: A
             assert {ref.server for ref in chat.tool_index().values()} == {other}
             with pytest.raises(ServerUnavailableError):
                 await mcp.call_tool(sid, "echo", {"message": "x"})
-            # The server still stops, once, and is not heard of again.
+            # The id can be used again at once: the new server starts once the
+            # old one has ended, and nothing the old one does reaches it.
+            again = await mcp.add_server(
+                builtin_server().in_process(nursery), name=sid, options=quiet(), wait=True
+            )
+            assert again == sid
             await trio.sleep(100)
-            assert [(e.server, e.state) for e in drain(events)] == [(sid, "stopped")]
+            assert mcp.status(sid).state == "ready"
+            assert {t.server for t in mcp.tools().values()} == {sid, other}
+            assert [(e.server, e.state) for e in drain(events)] == [
+                (sid, "stopped"),
+                (sid, "starting"),
+                (sid, "ready"),
+            ]
             nursery.cancel_scope.cancel()
 
 
