@@ -11,7 +11,7 @@ others.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn
 
@@ -59,17 +59,48 @@ def raise_unchanged(exc: BaseException) -> NoReturn:
         exc.__cause__, exc.__context__, exc.__suppress_context__ = cause, context, suppress
 
 
+def _is_copy_of(member: BaseException, target: BaseException) -> bool:
+    # Trio's cancel scopes rebuild the groups they pass (to strip Cancelled),
+    # so a group of the caller's own comes back as a copy with the same leaves.
+    if member is target:
+        return True
+    if type(member) is not type(target) or not isinstance(member, BaseExceptionGroup):
+        return False
+    assert isinstance(target, BaseExceptionGroup)
+    mine, theirs = leaves(member), leaves(target)
+    return (
+        member.message == target.message
+        and len(mine) == len(theirs)
+        and all(a is b for a, b in zip(mine, theirs, strict=True))
+    )
+
+
+def _holds(group: BaseExceptionGroup[BaseException], target: BaseException) -> bool:
+    return any(
+        _is_copy_of(member, target)
+        or (isinstance(member, BaseExceptionGroup) and _holds(member, target))
+        for member in group.exceptions
+    )
+
+
 @contextmanager
-def one_exception() -> Iterator[None]:
+def one_exception(raised_by_block: Sequence[BaseException] = ()) -> Iterator[None]:
     """Re-raise whatever group escapes as the one exception a caller would catch.
 
-    The first ``KeyboardInterrupt``/``SystemExit``, else the first error, else
-    the first ``Cancelled``, raised as the object it is. Other errors in the
-    group are named in a note on it rather than lost without a word.
+    ``raised_by_block`` holds what the caller's own code raised inside (the
+    caller fills it while the context runs): when that very object is in the
+    group and is not a cancellation, it is raised as it is, even if it is a
+    group of the caller's own. Otherwise the first
+    ``KeyboardInterrupt``/``SystemExit``, else the first error, else the first
+    ``Cancelled``, raised as the object it is. Other errors in the group are
+    named in a note on it rather than lost without a word.
     """
     try:
         yield
     except BaseExceptionGroup as group:
+        for own in raised_by_block:
+            if not isinstance(own, trio.Cancelled) and _holds(group, own):
+                raise_unchanged(own)
         found = sorted(leaves(group), key=_rank)
         chosen = found[0]
         others = [e for e in found[1:] if not isinstance(e, trio.Cancelled) and e is not chosen]

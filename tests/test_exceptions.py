@@ -68,3 +68,25 @@ async def test_only_cancellations_are_one_cancelled_the_scope_catches() -> None:
             raise
     assert scope.cancelled_caught
     assert len(caught) == 1
+
+
+async def test_the_blocks_own_group_comes_back_whole() -> None:
+    mine = ExceptionGroup("mine", [Boom("one"), KeyError("two")])
+    raised: list[BaseException] = []
+
+    async def block() -> None:
+        with one_exception(raised):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.sleep_forever)
+                try:
+                    raise mine
+                except BaseException as exc:
+                    raised.append(exc)
+                    raise
+                finally:
+                    nursery.cancel_scope.cancel()
+
+    with pytest.raises(ExceptionGroup) as info:
+        await block()
+    # Trio's scope hands back a rebuilt copy; the block's own object is what comes out.
+    assert info.value is mine

@@ -347,12 +347,16 @@ class Chat:
 
         # The block runs inside our nursery; what it raises comes back as it
         # is, not in the group trio would wrap it in.
-        with one_exception():
+        raised: list[BaseException] = []
+        with one_exception(raised):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(run)
                 try:
                     async with receive:
                         yield receive
+                except BaseException as exc:
+                    raised.append(exc)
+                    raise
                 finally:
                     nursery.cancel_scope.cancel()
         if failure:

@@ -170,7 +170,8 @@ class SessionManager:
         try:
             # A cancellation that arrives while the servers stop joins the
             # block's own exception in a group; the caller gets one of them.
-            with one_exception():
+            block = exc_info[1]
+            with one_exception([block] if isinstance(block, BaseException) else []):
                 return await self._supervisor.__aexit__(*exc_info)
         finally:
             for entry in self._servers.values():

@@ -34,6 +34,13 @@ class Boom(Exception):
     pass
 
 
+def own_error(kind: str) -> Exception:
+    """The program's own exception: a plain one, or a group the program made itself."""
+    if kind == "group":
+        return ExceptionGroup("the program's own group", [Boom("one"), KeyError("two")])
+    return Boom("the program's own error")
+
+
 class Holding:
     """Tools that never finish, and an event set once ``count`` of them run."""
 
@@ -93,11 +100,12 @@ def push_calls(llm: LLMTestServer, mode: Mode, tool: str, count: int) -> None:
 
 @pytest.mark.parametrize("count", COUNTS)
 @pytest.mark.parametrize("kind", ["mcp", "custom"])
+@pytest.mark.parametrize("error", ["plain", "group"])
 async def test_an_exception_of_the_stream_block_comes_back_unchanged(
-    autojump_clock: Any, count: int, kind: Kind
+    autojump_clock: Any, count: int, kind: Kind, error: str
 ) -> None:
     holding = Holding(count)
-    boom = Boom("the program's own error")
+    boom = own_error(error)
     async with setup(holding.server) as (llm, client, mcp):
         chat, tool = holding.chat(client, mcp, kind)
         push_calls(llm, "stream", tool, count)
@@ -110,7 +118,7 @@ async def test_an_exception_of_the_stream_block_comes_back_unchanged(
                 await holding.all_running.wait()
                 raise boom
 
-        with pytest.raises(Boom) as info:
+        with pytest.raises(type(boom)) as info:
             await run_chat(chat, "stream", body)
         assert info.value is boom
         assert boom.__context__ is None and boom.__cause__ is None
