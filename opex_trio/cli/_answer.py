@@ -24,7 +24,7 @@ from ..agent.chat import (
 from ..errors import LLMError
 from ._environment import Env
 from ._errors import EXIT_FAILURE, CliError, describe
-from ._model import LOCAL_MAX_TOKENS, OpenModel
+from ._model import OpenModel, token_limit
 from ._ui import Ui
 
 __all__ = [
@@ -40,10 +40,7 @@ __all__ = [
 
 def llm_options(args: argparse.Namespace, model: OpenModel) -> dict[str, Any]:
     """The request options of every model call: the answer's token bound."""
-    max_tokens = args.max_tokens
-    if max_tokens is None and model.local is not None:
-        max_tokens = LOCAL_MAX_TOKENS
-    return {"max_tokens": max_tokens} if max_tokens is not None else {}
+    return token_limit(model.choice, args.max_tokens)
 
 
 def make_chat(args: argparse.Namespace, env: Env, ui: Ui, *, streamed: bool = True) -> Chat:

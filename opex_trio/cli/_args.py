@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from .._version import __version__
 from ._errors import EXIT_STATUSES, EXIT_USAGE, CliError
-from ._model import LOCAL_MAX_TOKENS
+from ._model import LOCAL_MAX_TOKENS, MAX_TOKENS
 
 __all__ = ["build_parser", "merge"]
 
@@ -42,14 +42,22 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{message} (see '{self.prog} --help')", EXIT_USAGE)
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _count(text: str) -> int:
+    return _whole_number(text, 0)
 
 
 def _seconds(text: str) -> float:
@@ -144,10 +152,10 @@ def _add_model_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     group.add_argument(
         "--max-tokens",
         metavar="N",
-        type=_positive_int,
+        type=_count,
         default=default(None),
-        help=f"at most this many tokens per model answer (default: the model's own; "
-        f"{LOCAL_MAX_TOKENS} for the embedded model)",
+        help=f"at most this many tokens per model answer; 0 for the model's own limit "
+        f"(default {MAX_TOKENS}; {LOCAL_MAX_TOKENS} for the embedded model)",
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 
+from opex_trio.cli._model import MAX_TOKENS
 from opex_trio.testing.llm_server import (
     JSONReply,
     RecordedRequest,
@@ -70,6 +71,8 @@ async def test_run_streams_the_answer_and_calls_mcp_tools() -> None:
     assert first.json["messages"] == [{"role": "user", "content": "What is 2+3?"}]
     assert "add" in [t["function"]["name"] for t in first.json["tools"]]
     assert "authorization" not in first.headers  # no key set, none sent
+    # Every answer has a bound by default, also on a server given by --base-url.
+    assert first.json["max_tokens"] == MAX_TOKENS
     assert tool_messages(second) == [
         {"role": "tool", "tool_call_id": "c1", "content": '5\n{"sum": 5}'}
     ]
@@ -106,6 +109,18 @@ async def test_run_json_prints_the_whole_result() -> None:
     assert "stream" not in first.json
     assert first.json["messages"][0] == {"role": "system", "content": "Be brief."}
     assert first.json["max_tokens"] == 50
+
+
+async def test_max_tokens_0_sends_no_bound() -> None:
+    async with open_llm_server() as llm:
+        llm.push(streams_text("Unbounded."))
+        ran = await run_cli(
+            "--base-url", llm.base_url, "--model", "m", "run", "Hi", "--max-tokens", "0"
+        )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    (request,) = chat_requests(llm.requests)
+    assert "max_tokens" not in request.json
+    assert "max_completion_tokens" not in request.json
 
 
 async def test_progress_of_a_tool_call_is_shown() -> None:

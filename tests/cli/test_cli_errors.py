@@ -115,6 +115,7 @@ async def test_bad_args(arguments: str, expected: str) -> None:
         (["run"], "the following arguments are required: prompt"),
         (["--max-turns", "0", "run", "x"], "argument --max-turns: must be at least 1, got 0"),
         (["run", "x", "--tool-timeout", "soon"], "not a number of seconds: 'soon'"),
+        (["run", "x", "--max-tokens", "-1"], "argument --max-tokens: must be at least 0, got -1"),
         (["--local", "--base-url", "http://x/v1", "run", "x"], "--local and --base-url exclude"),
     ],
 )
