@@ -88,7 +88,7 @@ async def answer(
             if isinstance(event, TextDelta):
                 ui.text(event.text)
             elif isinstance(event, ToolStarted):
-                ui.tool_started(event.name, event.arguments)
+                ui.tool_started(event.tool_call_id, event.name, event.arguments)
             elif isinstance(event, ToolProgress):
                 ui.tool_progress(event)
             elif isinstance(event, ToolFinished):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -15,8 +14,8 @@ from ..errors import AuthenticationError, ConfigError, LLMError, PermissionDenie
 from ._answer import answer, answer_whole, check_answered, local_hint, make_chat, result_json
 from ._environment import environment
 from ._errors import EXIT_FAILURE, EXIT_OK, CliError, describe
-from ._input import LineReader
 from ._interrupts import Interrupts
+from ._prompt import LinePrompt
 from ._ui import Ui
 
 __all__ = ["chat_command", "run_command"]
@@ -36,7 +35,14 @@ async def run_command(args: argparse.Namespace, ui: Ui) -> int:
         except LLMError as exc:
             raise local_hint(env, exc) from exc
         if args.json:
-            ui.print(json.dumps(result_json(result, env.model.model), indent=2, default=str))
+            ui.print(
+                json.dumps(
+                    result_json(result, env.model.model),
+                    indent=2,
+                    default=str,
+                    ensure_ascii=False,
+                )
+            )
         check_answered(result, args)
     return EXIT_OK
 
@@ -48,8 +54,8 @@ def _fatal(error: BaseException) -> bool:
 
 async def chat_command(args: argparse.Namespace, ui: Ui, interrupts: Interrupts) -> int:
     """``opex-trio chat``: read lines, answer each, keep the conversation."""
-    reader = LineReader(sys.stdin.fileno())
-    interactive = os.isatty(sys.stdin.fileno())
+    prompt = LinePrompt(ui, sys.stdin.fileno())
+    interactive = prompt.interactive
     async with environment(args, ui, with_model=True) as env:
         chat = make_chat(args, env, ui)
         if interactive:
@@ -57,12 +63,8 @@ async def chat_command(args: argparse.Namespace, ui: Ui, interrupts: Interrupts)
         conversation: list[dict[str, Any]] = []
         failures = 0
         while True:
-            if interactive:
-                ui.prompt("> ")
-            line = await reader.readline()
+            line = await prompt.readline()
             if line is None:
-                if interactive:
-                    ui.print("")
                 break
             if not line.strip():
                 continue
@@ -81,7 +83,8 @@ async def chat_command(args: argparse.Namespace, ui: Ui, interrupts: Interrupts)
                 finally:
                     interrupts.turn = None
             if turn.cancelled_caught:
-                ui.after_ctrl_c()
+                ui.after_signal()
+                ui.tools_cancelled()
                 ui.notice("answer cancelled; that message is left out of the conversation")
                 continue
             if result is None:

@@ -9,12 +9,21 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import attrs
+import trio
 
 from ..llm.local import missing_local_model
 from ..mcp.manager import SessionManager
 from ._errors import EXIT_NO_MODEL, EXIT_USAGE, CliError
 from ._model import OpenModel, choose_model, no_model_message, open_model
-from ._servers import Started, check_started, server_configs, start_servers, wait_started
+from ._servers import (
+    Started,
+    check_started,
+    server_configs,
+    start_servers,
+    wait_started,
+    watch_invalid_output,
+)
+from ._startup import StartupView
 from ._ui import Ui
 
 __all__ = ["Env", "environment"]
@@ -55,6 +64,8 @@ async def environment(
     timeout = args.start_timeout or None
     async with AsyncExitStack() as stack:
         mcp = await stack.enter_async_context(SessionManager(name="opex-trio"))
+        invalid = stack.enter_context(watch_invalid_output())
+        view = StartupView(ui)
         # The servers start in the background while the model is opened.
         await start_servers(mcp, configs)
         model = None
@@ -62,7 +73,11 @@ async def environment(
             model = await stack.enter_async_context(
                 open_model(choice, start_timeout=timeout or math.inf)
             )
-        started = await wait_started(mcp, timeout=timeout)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(view.tick)
+            started = await wait_started(mcp, timeout=timeout, on_change=view.update)
+            nursery.cancel_scope.cancel()
+        view.done()
         for entry in started:
             status = entry.status
             logger.info(
@@ -73,7 +88,7 @@ async def environment(
                 len(status.tools),
             )
         if strict:
-            check_started(started, timeout)
+            check_started(started, timeout, invalid.first)
         if model is not None:
             ui.notice(model.describe())
         yield Env(mcp, started, model)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -39,10 +38,18 @@ from .._exceptions import leaves
 from ..errors import ConfigError, LLMError, ServerUnavailableError
 from ._args import build_parser, merge
 from ._chat import chat_command, run_command
-from ._errors import EXIT_FAILURE, EXIT_INTERRUPTED, CliError, describe, status_of
-from ._interrupts import Interrupts
+from ._errors import (
+    EXIT_HANGUP,
+    EXIT_INTERRUPTED,
+    EXIT_PIPE,
+    EXIT_TERMINATED,
+    CliError,
+    describe,
+    status_of,
+)
+from ._interrupts import SIGNALS, Interrupts
 from ._tools import servers_command, tools_command
-from ._ui import Ui
+from ._ui import OutputClosed, Ui
 
 __all__ = ["build_parser", "run"]
 
@@ -57,10 +64,9 @@ async def _dispatch(args: argparse.Namespace, ui: Ui, interrupts: Interrupts) ->
     return await servers_command(args, ui)
 
 
-async def _main(args: argparse.Namespace, ui: Ui) -> int:
-    interrupts = Interrupts()
+async def _main(args: argparse.Namespace, ui: Ui, interrupts: Interrupts) -> int:
     status = EXIT_INTERRUPTED
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(*SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
             interrupts.command = scope = trio.CancelScope()
             nursery.start_soon(interrupts.watch, signals)
@@ -68,11 +74,18 @@ async def _main(args: argparse.Namespace, ui: Ui) -> int:
                 status = await _dispatch(args, ui, interrupts)
             nursery.cancel_scope.cancel()
     if interrupts.exit_status is not None:
-        if interrupts.exit_status == EXIT_INTERRUPTED:
-            ui.after_ctrl_c()
-        ui.notice("interrupted" if interrupts.exit_status == EXIT_INTERRUPTED else "terminated")
+        ui.after_signal()
+        ui.tools_cancelled()
+        ui.notice(_SIGNAL_NOTICES[interrupts.exit_status])
         return interrupts.exit_status
     return status
+
+
+_SIGNAL_NOTICES = {
+    EXIT_INTERRUPTED: "interrupted",
+    EXIT_TERMINATED: "terminated",
+    EXIT_HANGUP: "hung up",
+}
 
 
 def _real_error(error: BaseException) -> BaseException:
@@ -83,11 +96,20 @@ def _real_error(error: BaseException) -> BaseException:
     return found[0] if len(found) == 1 else error
 
 
+def _output_closed(error: BaseException) -> bool:
+    found = leaves(error) if isinstance(error, BaseExceptionGroup) else [error]
+    return any(isinstance(e, OutputClosed | BrokenPipeError) for e in found)
+
+
 def _setup_logging(verbose: int) -> None:
+    library = logging.getLogger("opex_trio")
     if verbose <= 0:
         # Without -v the command speaks for itself; the library's warnings
-        # would only repeat what the error line says.
-        logging.getLogger("opex_trio").setLevel(logging.CRITICAL + 1)
+        # would only repeat what the error line says. They are still made,
+        # for the handlers the command itself listens with (see _servers).
+        library.setLevel(logging.WARNING)
+        library.propagate = False
+        library.addHandler(logging.NullHandler())
         return
     logging.basicConfig(
         level=logging.INFO if verbose == 1 else logging.DEBUG,
@@ -99,22 +121,24 @@ def _setup_logging(verbose: int) -> None:
 def run(argv: Sequence[str]) -> int:
     """Parse ``argv``, run the command, and return the exit status."""
     ui = Ui()
+    interrupts = Interrupts(on_resize=ui.resized)
     verbose = any(a in ("-v", "--verbose") or a.startswith("-vv") for a in argv)
     try:
         args = merge(build_parser().parse_args(list(argv)))
         verbose = args.verbose > 0
         _setup_logging(args.verbose)
-        return trio.run(_main, args, ui)
+        return trio.run(_main, args, ui, interrupts)
     except KeyboardInterrupt:
         ui.clear_progress()
         ui.notice("interrupted")
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader of stdout went away (``| head``): nothing left to say.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_FAILURE
     except BaseException as exc:
+        if _output_closed(exc):
+            # The reader went away (``| head``): like other tools, stop without
+            # a word. What Python still holds for stdout goes nowhere.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return interrupts.exit_status or EXIT_PIPE
         error = _real_error(exc)
         if isinstance(error, KeyboardInterrupt | SystemExit) or not isinstance(error, Exception):
             raise

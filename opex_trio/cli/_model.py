@@ -25,7 +25,7 @@ import httpx2
 
 from ..llm.client import DEFAULT_BASE_URL, Client
 from ..llm.local import INSTALL_HINT, LocalModelServer, missing_local_model, open_local_model
-from ._errors import EXIT_NO_MODEL, EXIT_USAGE, CliError
+from ._errors import EXIT_FAILURE, EXIT_NO_MODEL, EXIT_USAGE, CliError
 
 OPENROUTER_KEY = "OPENROUTER_API_KEY"
 OPENAI_KEY = "OPENAI_API_KEY"
@@ -156,6 +156,12 @@ async def _first_listed_model(base_url: str, api_key: str | None) -> str:
                     return model_id
         else:
             problem = f"it answered HTTP {response.status_code}"
+    except httpx2.TransportError as exc:
+        # Nothing answered: naming a model would not help.
+        raise CliError(
+            f"the model endpoint {base_url} is unreachable: {type(exc).__name__}: {exc}",
+            EXIT_FAILURE,
+        ) from exc
     except (httpx2.HTTPError, ValueError, AttributeError) as exc:
         problem = f"asking it failed: {type(exc).__name__}: {exc}"
     raise CliError(f"pass --model: {url} names no model to use ({problem})", EXIT_USAGE)

@@ -8,10 +8,20 @@ from typing import Any
 
 from ..errors import RequestTimeoutError
 from ..mcp.manager import RegisteredTool
-from ..protocol.types import CallToolResult, ProgressParams
+from ..protocol.types import (
+    AudioContent,
+    CallToolResult,
+    ContentBlock,
+    EmbeddedResource,
+    ImageContent,
+    ProgressParams,
+    ResourceLink,
+    TextContent,
+    TextResourceContents,
+)
 from ._environment import Env, environment
 from ._errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError, describe
-from ._servers import Started
+from ._servers import Started, find_server
 from ._ui import Ui
 
 __all__ = ["servers_command", "tools_command"]
@@ -33,12 +43,13 @@ def _find_tool(env: Env, wanted: str) -> RegisteredTool:
     registry = env.mcp.tools()
     if wanted in registry:
         return registry[wanted]
-    server, slash, tool_name = wanted.rpartition("/")
+    server_part, slash, tool_name = wanted.rpartition("/")
     if slash:
         ids = [s.status.id for s in env.started]
-        if server not in ids:
+        server = find_server(ids, server_part)
+        if server is None:
             known = ", ".join(map(repr, ids))
-            raise CliError(f"no MCP server {server!r} (servers: {known})", EXIT_USAGE)
+            raise CliError(f"no MCP server {server_part!r} (servers: {known})", EXIT_USAGE)
         for registered in registry.values():
             if registered.server == server and registered.tool.name == tool_name:
                 return registered
@@ -74,13 +85,39 @@ def _parse_arguments(text: str) -> dict[str, Any]:
     return arguments
 
 
+def _size(base64_text: str) -> str:
+    # The decoded size, without decoding: four characters carry three bytes.
+    size = len(base64_text) * 3 // 4 - base64_text[-2:].count("=")
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def block_text(block: ContentBlock) -> str:
+    """A content block as a person reads it: binary data is a placeholder with type and size."""
+    if isinstance(block, TextContent):
+        return block.text
+    if isinstance(block, ImageContent | AudioContent):
+        return f"[{block.type} {block.mime_type}, {_size(block.data)}]"
+    if isinstance(block, EmbeddedResource):
+        resource = block.resource
+        if isinstance(resource, TextResourceContents):
+            return resource.text
+        mime = resource.mime_type or "binary data"
+        return f"[resource {resource.uri} {mime}, {_size(resource.blob)}]"
+    if isinstance(block, ResourceLink):
+        return f"[resource link {block.uri}" + (f" {block.mime_type}]" if block.mime_type else "]")
+    return json.dumps(block.to_dict(), ensure_ascii=False)
+
+
 def _print_result(ui: Ui, result: CallToolResult, as_json: bool) -> None:
     if as_json:
         ui.print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return
     for block in result.content:
-        text = getattr(block, "text", None)
-        ui.print(text if text is not None else json.dumps(block.to_dict(), ensure_ascii=False))
+        ui.print(block_text(block))
     if result.structured_content is not None and not result.content:
         ui.print(json.dumps(result.structured_content, indent=2, ensure_ascii=False))
 
