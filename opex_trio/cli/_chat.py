@@ -55,6 +55,15 @@ def _fatal(error: BaseException) -> bool:
 async def chat_command(args: argparse.Namespace, ui: Ui, interrupts: Interrupts) -> int:
     """``opex-trio chat``: read lines, answer each, keep the conversation."""
     prompt = LinePrompt(ui, sys.stdin.fileno())
+    try:
+        return await _converse(args, ui, interrupts, prompt)
+    finally:
+        prompt.close()
+
+
+async def _converse(
+    args: argparse.Namespace, ui: Ui, interrupts: Interrupts, prompt: LinePrompt
+) -> int:
     interactive = prompt.interactive
     async with environment(args, ui, with_model=True) as env:
         chat = make_chat(args, env, ui)

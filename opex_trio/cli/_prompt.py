@@ -64,6 +64,7 @@ class LinePrompt:
         self.interactive = os.isatty(fd)
         self._readline = _load_readline() if self.interactive else None
         self._terminal_fd: int | None = None
+        self._opened: int | None = None
         self._history: Path | None = None
         if self._readline is not None:
             self._terminal_fd = self._find_terminal()
@@ -79,9 +80,16 @@ class LinePrompt:
             if os.isatty(fd):
                 return fd
         try:
-            return os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY)
+            self._opened = os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY)
         except OSError:
             return None
+        return self._opened
+
+    def close(self) -> None:
+        """Close the terminal this prompt opened, if it opened one."""
+        if self._opened is not None:
+            os.close(self._opened)
+            self._opened = None
 
     def _open_history(self) -> None:
         assert self._readline is not None

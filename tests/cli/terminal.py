@@ -172,7 +172,10 @@ class Terminal:
     async def _read(self) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         while True:
-            await trio.lowlevel.wait_readable(self.master)
+            try:
+                await trio.lowlevel.wait_readable(self.master)
+            except trio.ClosedResourceError:
+                break  # hung up by the test
             try:
                 data = os.read(self.master, 65536)
             except OSError as exc:
@@ -213,6 +216,12 @@ class Terminal:
     def type(self, keys: str) -> None:
         """Type ``keys`` (``\\r`` is Enter, ``\\x03`` Ctrl-C, ``\\x04`` Ctrl-D)."""
         os.write(self.master, keys.encode())
+
+    def hang_up(self) -> None:
+        """Close the terminal, as closing its window does: the kernel sends SIGHUP."""
+        trio.lowlevel.notify_closing(self.master)
+        os.close(self.master)
+        self.master = -1
 
     def resize(self, columns: int, rows: int = 24) -> None:
         """Change the window's size; the kernel sends the command SIGWINCH."""
@@ -266,7 +275,8 @@ async def open_terminal(
                 nursery.cancel_scope.cancel()
     finally:
         await _end(process)
-        os.close(master)
+        if terminal.master >= 0:
+            os.close(terminal.master)
 
 
 async def _end(process: trio.Process) -> None:

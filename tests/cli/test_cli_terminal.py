@@ -21,7 +21,7 @@ from opex_trio.testing.llm_server import (
 )
 from tests.cli.support import TEST_SERVER, cli_env
 from tests.cli.terminal import Terminal, open_terminal
-from tests.cli.test_cli_agent import chat_requests, streams_call, streams_text
+from tests.cli.test_cli_agent import _alive, chat_requests, streams_call, streams_text
 
 UP = "\x1b[A"
 LEFT = "\x1b[D"
@@ -222,3 +222,21 @@ async def test_starting_servers_are_shown_in_place(tmp_path: Path) -> None:
     lines = term.screen.lines()
     assert not any(line.startswith("[servers]") for line in lines)
     assert any(line.startswith("sh__echo [sh/echo]: ") for line in lines)
+
+
+async def test_closing_the_terminal_stops_the_servers(tmp_path: Path) -> None:
+    pid_file = tmp_path / "server.pid"
+    # This server outlives the end of its input: only the command's own stop ends it.
+    server = f"{TEST_SERVER} --ignore-stdin-eof --pid-file {shlex.quote(str(pid_file))}"
+    async with (
+        open_llm_server() as llm,
+        open_terminal(
+            "--base-url", llm.base_url, "--model", "m", "--server", server, "chat",
+            env=cli_env({"XDG_STATE_HOME": str(tmp_path)}),
+        ) as term,
+    ):  # fmt: skip
+        await at_prompt(term)
+        term.hang_up()
+        assert await term.wait() == 129
+    (pid,) = map(int, pid_file.read_text().split())
+    assert not _alive(pid)
