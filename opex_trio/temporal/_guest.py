@@ -31,7 +31,7 @@ from typing import Generic, TypeVar
 import outcome
 import trio
 
-from ..errors import OpexError
+from ..errors import OpexError, UsageError
 
 __all__ = ["TrioGuest"]
 
@@ -79,13 +79,13 @@ class TrioGuest(Generic[T]):
     def resources(self) -> T:
         """The open resources (only between :meth:`start` and :meth:`stop`)."""
         if self._value is None:
-            raise OpexError("the trio side is not running")
+            raise UsageError("the trio side is not running")
         return self._value
 
     async def start(self) -> None:
         """Start trio and open the resources; raises what opening them raised."""
         if self._finished is not None:
-            raise OpexError("the trio side was already started")
+            raise UsageError("the trio side was already started")
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
         finished: asyncio.Future[None] = loop.create_future()
@@ -135,7 +135,7 @@ class TrioGuest(Generic[T]):
         """Run ``fn(resources)`` as a trio task; cancelling the caller cancels it."""
         token, nursery, value = self._token, self._nursery, self.resources
         if token is None or nursery is None:
-            raise OpexError("the trio side is not running")
+            raise UsageError("the trio side is not running")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[R] = loop.create_future()
         job = _Job(lambda: fn(value), done)

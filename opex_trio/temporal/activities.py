@@ -32,8 +32,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from .._exceptions import unwrap_single
-from ..agent.chat import Chat, ToolResult, _Run
+from ..agent._tool_calls import TurnTools
+from ..agent.chat import Chat
 from ..agent.content import image_parts
+from ..agent.events import ToolResult
 from ..agent.hooks import BeforeToolCallHook, CustomToolExecutor
 from ..errors import (
     APIStatusError,
@@ -217,7 +219,7 @@ class ChatActivities:
                 f"the model's tool call is malformed: {exc}", non_retryable=True
             ) from exc
         with call_meta({EXECUTION_ID_META: step.key}):
-            result = await run_tool_call(chat, call, step.context, step.timeout)
+            result = await run_tool_call(chat, call, step.context, step.timeout, step.turn)
         return ToolOutcome(
             tool_call_id=result.tool_call_id,
             name=result.name,
@@ -232,9 +234,8 @@ class ChatActivities:
 
 
 async def run_tool_call(
-    chat: Chat, call: ToolCall, context: Any, timeout: float | None
+    chat: Chat, call: ToolCall, context: Any, timeout: float | None, turn: int = 1
 ) -> ToolResult:
     """One tool call exactly as :class:`Chat`'s loop makes it, outside the loop."""
-    # The loop's own step: the one place that decides what a call's failure
-    # tells the model.
-    return await chat._run_tool(None, _Run([], context), call, chat.tool_index(), timeout)
+    tools = TurnTools(chat, None, turn, context, chat.tool_index(), timeout)
+    return await tools.run_one(call)

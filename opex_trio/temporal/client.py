@@ -34,7 +34,7 @@ from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from ..errors import ConfigError, OpexError
+from ..errors import ConfigError, OpexError, UsageError
 from .steps import WORKFLOW_NAME, ChatSpec, DurableEvent, DurableResult
 
 __all__ = [
@@ -237,7 +237,7 @@ class DurableChats:
 
     def _open(self) -> tuple[_Loop, TemporalClient]:
         if self._loop is None or self._client is None:
-            raise OpexError("DurableChats is used outside its 'async with'")
+            raise UsageError("DurableChats is used outside its 'async with': open it first")
         return self._loop, self._client
 
     async def start(

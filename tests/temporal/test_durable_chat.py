@@ -14,7 +14,7 @@ import trio
 
 pytest.importorskip("temporalio", reason="the 'temporal' extra is not installed")
 
-from opex_trio.errors import ConfigError, OpexError
+from opex_trio.errors import ConfigError, UsageError
 from opex_trio.temporal import ChatSpec, ClusterUnavailableError, DurableChats, step_key
 from opex_trio.testing.http_server import McpHttpServer
 from opex_trio.testing.llm_server import open_llm_server
@@ -203,5 +203,5 @@ async def test_misuse_and_unknown_runs_raise_typed_errors(temporal_server: DevSe
         await run.cancel()
         with pytest.raises(ClusterUnavailableError):
             await chats.get("opex-test-no-such-run").result()
-    with pytest.raises(OpexError, match="outside"):
+    with pytest.raises(UsageError, match="outside"):
         await chats.start(ChatSpec(model="m", messages=[]))

@@ -12,7 +12,7 @@ import trio
 
 pytest.importorskip("temporalio", reason="the 'temporal' extra is not installed")
 
-from opex_trio.errors import OpexError
+from opex_trio.errors import UsageError
 from opex_trio.temporal._guest import TrioGuest
 
 CALLER = contextvars.ContextVar[str]("caller", default="none")
@@ -63,7 +63,7 @@ def test_jobs_run_in_trio_with_the_callers_context_and_errors_pass_unchanged() -
         resources = guest.resources
         await guest.stop()
         assert resources.closed
-        with pytest.raises(OpexError, match="not running"):
+        with pytest.raises(UsageError, match="not running"):
             await guest.run(job)
 
     asyncio.run(main())
