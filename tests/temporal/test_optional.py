@@ -24,3 +24,12 @@ def test_importing_opex_trio_temporal_without_the_extra_names_the_extra() -> Non
     done = run("import opex_trio.temporal")
     assert done.returncode == 1
     assert "pip install 'opex_trio[temporal]'" in done.stderr
+
+
+def test_the_durable_commands_without_the_extra_name_it() -> None:
+    done = run(
+        "from opex_trio.cli import main; "
+        "sys.exit(main(['worker', '--base-url', 'http://127.0.0.1:9/v1']))"
+    )
+    assert done.returncode == 2
+    assert "pip install 'opex_trio[temporal]'" in done.stderr
