@@ -907,8 +907,9 @@ async def test_body_exception_comes_back_bare_while_a_cancellation_arrives(
                 await trio.sleep(1)
 
     boom = Boom("from the body")
-    with trio.CancelScope() as outer:
-        with pytest.raises(Boom) as info:
+
+    async def body() -> None:
+        with trio.CancelScope() as outer:
             async with Supervisor() as sup:
                 for _ in range(count):
                     sup.start_soon(slow_to_stop)
@@ -916,6 +917,9 @@ async def test_body_exception_comes_back_bare_while_a_cancellation_arrives(
                 if cancelled:
                     outer.cancel()
                 raise boom
+
+    with pytest.raises(Boom) as info:
+        await body()
     assert info.value is boom
     assert not getattr(boom, "__notes__", None)
     assert trio.current_time() == 2
