@@ -221,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection_options(call, top=False)
     call.add_argument(
-        "name", help="the tool: its name in 'tools list', or SERVER/TOOL (the server's own name)"
+        "name",
+        help="the tool: its name in 'tools list', or SERVER/TOOL (the server's own tool name; "
+        "SERVER may be any start of a server's name that fits only one)",
     )
     call.add_argument("--args", default="{}", metavar="JSON", help="the arguments, a JSON object")
     call.add_argument("--json", action="store_true", help="print the whole result as JSON")
