@@ -20,17 +20,21 @@ Codes, tokens and client secrets issued here are random per server.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import attrs
+import h11
 import httpx2
+import trio
 
-__all__ = ["AuthRecord", "ScriptedAuthServer"]
+__all__ = ["AuthRecord", "ScriptedAuthServer", "open_auth_server"]
 
 
 @attrs.frozen
@@ -88,6 +92,8 @@ class ScriptedAuthServer:
     cimd: bool = False
     #: Scopes never granted, however often they are asked for (a step-up that cannot succeed).
     never_grant: frozenset[str] = frozenset()
+    #: Issue this access token every time instead of a random one (a resource that expects it).
+    fixed_token: str | None = None
     log: list[AuthRecord] = attrs.field(factory=list)
     #: Access tokens issued and valid: token -> granted scopes.
     tokens: dict[str, set[str]] = attrs.field(factory=dict)
@@ -312,7 +318,7 @@ class ScriptedAuthServer:
         return client_id
 
     def _issue(self, scopes: set[str], dpop_bound: bool) -> httpx2.Response:
-        token = secrets.token_urlsafe(24)
+        token = self.fixed_token or secrets.token_urlsafe(24)
         scopes = scopes - self.never_grant
         self.tokens[token] = scopes
         body: dict[str, Any] = {
@@ -380,3 +386,76 @@ class ScriptedAuthServer:
         if secret is not None:
             body["client_secret"] = secret
         return _json(201, body)
+
+
+async def _serve_connection(server: ScriptedAuthServer, stream: trio.SocketStream) -> None:
+    conn = h11.Connection(h11.SERVER)
+    async with stream:
+        while True:
+            event: Any = h11.NEED_DATA
+            body = b""
+            request: h11.Request | None = None
+            while not isinstance(event, h11.EndOfMessage):
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    conn.receive_data(data)
+                elif isinstance(event, h11.Request):
+                    request = event
+                elif isinstance(event, h11.Data):
+                    body += bytes(event.data)
+                elif isinstance(event, h11.ConnectionClosed):
+                    return
+            assert request is not None
+            host = dict(request.headers).get(b"host", b"127.0.0.1").decode()
+            answer = server.handle(
+                httpx2.Request(
+                    request.method.decode(),
+                    f"http://{host}{request.target.decode()}",
+                    headers=[(k.decode(), v.decode()) for k, v in request.headers],
+                    content=body,
+                )
+            )
+            content = answer.content
+            headers = [
+                (k, v)
+                for k, v in answer.headers.items()
+                if k.lower() not in ("content-length", "transfer-encoding")
+            ]
+            headers.append(("Content-Length", str(len(content))))
+            for event_out in (
+                h11.Response(status_code=answer.status_code, headers=headers),
+                h11.Data(data=content),
+                h11.EndOfMessage(),
+            ):
+                await stream.send_all(conn.send(event_out) or b"")
+            if conn.our_state is not h11.DONE:
+                return
+            conn.start_next_cycle()
+
+
+@asynccontextmanager
+async def open_auth_server(**fields: Any) -> AsyncIterator[ScriptedAuthServer]:
+    """A :class:`ScriptedAuthServer` on real HTTP at ``http://127.0.0.1:PORT`` (its issuer).
+
+    ``fields`` are :class:`ScriptedAuthServer`'s; ``issuer`` defaults to the
+    bound address. Requests to any host reach it, so a protected resource
+    named in ``resource_url`` on the same port works too.
+    """
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    fields.setdefault("issuer", f"http://127.0.0.1:{port}")
+    server = ScriptedAuthServer(**fields)
+
+    async def connection(stream: trio.SocketStream) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, h11.ProtocolError):
+            await _serve_connection(server, stream)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, connection, listeners)
+        try:
+            yield server
+        finally:
+            nursery.cancel_scope.cancel()
