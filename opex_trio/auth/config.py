@@ -105,13 +105,16 @@ class OAuthConfig:
     ``dpop``: ``True`` always binds tokens with DPoP, ``False`` never, ``None``
     when the authorization server advertises it. ``max_authorizations`` bounds
     the authorizations one request may trigger (a server that keeps asking for
-    more scope is not followed forever).
+    more scope is not followed forever). ``resource_metadata_url`` is where the
+    protected-resource metadata is when the server's challenge does not say
+    (by default the RFC 9728 well-known locations on the server's origin).
     """
 
     grant: Grant = attrs.field(factory=AuthorizationCode)
     client: ClientIdentity = attrs.field(factory=ClientIdentity)
     scopes: tuple[str, ...] | None = attrs.field(default=None, converter=_scopes)
     dpop: bool | None = None
+    resource_metadata_url: str | None = None
     store: TokenStore = attrs.field(factory=MemoryTokenStore)
     max_authorizations: int = attrs.field(default=3)
 

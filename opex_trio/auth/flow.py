@@ -71,6 +71,12 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
     return parts.scheme, parts.hostname, parts.port if parts.port is not None else default
 
 
+def _http_form(url: str) -> str:
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return parts._replace(scheme=scheme).geturl()
+
+
 @attrs.frozen
 class _Target:
     """Where one authorization happens: the resource indicator and the server's metadata."""
@@ -177,6 +183,29 @@ class OAuth(httpx2.Auth):
                 credentials = await self._recover(
                     credentials, challenge, step_up=response.status_code == 403
                 )
+
+    # -- connections that are not httpx2 requests (the WebSocket handshake) ---------------
+
+    async def handshake_headers(self, url: str, method: str = "GET") -> dict[str, str]:
+        """The headers that authorize opening ``url`` (a ``ws://`` URL counts as ``http://``)."""
+        http_url = _http_form(url)
+        if self._server_url is None:
+            self._server_url = canonical_resource(http_url)
+        request = httpx2.Request(method, http_url)
+        async with self._lock:
+            self._sign(request, await self._usable())
+        return {
+            name: value
+            for name, value in request.headers.items()
+            if name.lower() in ("authorization", "dpop")
+        }
+
+    async def challenged(self, status: int, www_authenticate: str | None) -> None:
+        """Authorize after a refused handshake (``status`` 401 or 403), as for a refused request."""
+        challenges = parse_challenges(www_authenticate)
+        challenge = challenges[0] if challenges else Challenge("Bearer")
+        async with self._lock:
+            await self._recover(self._credentials, challenge, step_up=status == 403)
 
     @staticmethod
     def _challenge(response: httpx2.Response) -> Challenge:
@@ -299,9 +328,10 @@ class OAuth(httpx2.Auth):
 
     async def _discover(self, exchange: Exchange, challenge: Challenge) -> _Target:
         assert self._server_url is not None
-        if challenge.resource_metadata:
-            check_secure(challenge.resource_metadata, "protected-resource metadata")
-        protected = await exchange.protected_resource(self._server_url, challenge.resource_metadata)
+        hint = challenge.resource_metadata or self.config.resource_metadata_url
+        if hint:
+            check_secure(hint, "protected-resource metadata")
+        protected = await exchange.protected_resource(self._server_url, hint)
         if protected is None:
             # 2025-03-26: the authorization server lives at the MCP server's origin.
             base = legacy_authorization_base(self._server_url)

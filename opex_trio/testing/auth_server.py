@@ -69,6 +69,8 @@ class ScriptedAuthServer:
     #: Where the protected-resource metadata is: "path", "root", "challenge" or None (absent).
     prm_location: Literal["path", "root", "challenge"] | None = "challenge"
     prm_resource: str | None = None
+    #: Serve the protected-resource metadata at this URL instead (on any origin).
+    prm_url: str | None = None
     prm_scopes: tuple[str, ...] | None = None
     #: "oauth" (RFC 8414), "oidc" (OpenID Connect) or None (no metadata).
     metadata_style: Literal["oauth", "oidc"] | None = "oauth"
@@ -117,6 +119,8 @@ class ScriptedAuthServer:
         return self.metadata_issuer if self.metadata_issuer is not None else self.issuer
 
     def _prm_url(self) -> str:
+        if self.prm_url is not None:
+            return self.prm_url
         parts = urlsplit(self.resource_url)
         root = f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource"
         return root if self.prm_location == "root" else root + parts.path
