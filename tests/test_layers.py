@@ -115,7 +115,13 @@ LAYERS = (
     layer(
         "opex_trio.mcp",
         {"trio", *ATTRS},
-        {*BASE, "opex_trio.protocol", "opex_trio.transports", "opex_trio.supervision"},
+        {
+            *BASE,
+            "opex_trio.protocol",
+            "opex_trio.auth",
+            "opex_trio.transports",
+            "opex_trio.supervision",
+        },
     ),
     layer("opex_trio.llm", {"httpx2", "trio", *ATTRS}, set(BASE)),
     layer(
