@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 import trio
 
+from opex_trio import telemetry
 from opex_trio.auth import (
     AuthorizationCode,
     ClientCredentials,
@@ -90,7 +91,8 @@ def _metadata(
 
 async def test_manager_reconnect_reuses_the_token() -> None:
     issuer: list[str] = []
-    with trio.fail_after(60):
+    seen: list[str] = []
+    with trio.fail_after(60), telemetry.subscribe(lambda event: seen.append(repr(event))):
         async with trio.open_nursery() as nursery:
             loop = Loopback(
                 "http", nursery, require_token=TOKEN, intercept=_metadata(issuer, lambda: loop.url)
@@ -113,3 +115,7 @@ async def test_manager_reconnect_reuses_the_token() -> None:
                     )
             nursery.cancel_scope.cancel()
     assert len(auth_server.requests_to("/authorize")) == 1
+    # Telemetry saw the server come and go, and never a token or a code.
+    assert seen
+    codes = [r.params["code"] for r in auth_server.requests_to("/token")]
+    assert not [event for event in seen if TOKEN in event or any(c in event for c in codes)]

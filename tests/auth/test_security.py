@@ -193,3 +193,24 @@ async def test_corrupt_file_store_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ConfigError, match=r"auth\.json"):
         await FileTokenStore(path).get("x")
+
+
+async def test_mcp_redirect_to_another_origin_drops_the_token() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.host == "mcp.example" and request.headers.get("authorization"):
+            return httpx2.Response(307, headers={"Location": "https://other.example/mcp"})
+        if request.url.host == "other.example":
+            seen.append(dict(request.headers))
+            return httpx2.Response(200, json={})
+        return server.handle(request)
+
+    seen: list[dict[str, str]] = []
+    server = ScriptedAuthServer()
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as client:
+        from opex_trio.auth import AuthorizationCode, HeadlessRedirect, OAuth
+
+        config = OAuthConfig(grant=AuthorizationCode(HeadlessRedirect(http_client=client)))
+        auth = OAuth(config, server_url=server.resource_url, http_client=client)
+        await client.post(server.resource_url, json={}, auth=auth, follow_redirects=True)
+    assert len(seen) == 1
+    assert "authorization" not in seen[0]
