@@ -161,6 +161,11 @@ class LoopbackRedirect(RedirectHandler):
         return self._socket
 
     @property
+    def port(self) -> int:
+        """The port asked for (0: a free one, chosen when first bound)."""
+        return self._port
+
+    @property
     def redirect_uri(self) -> str:
         """The URI to register and send as ``redirect_uri``."""
         port = self._bound().getsockname()[1]
