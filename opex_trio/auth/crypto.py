@@ -57,7 +57,7 @@ def _joserfc() -> Any:
     try:
         import joserfc.jwk
         import joserfc.jwt
-    except ImportError as exc:  # pragma: no cover - the test environment installs the extra
+    except ImportError as exc:
         raise AuthorizationError(
             "signing OAuth requests (DPoP proofs, private_key_jwt) needs the 'oauth' extra: "
             "pip install 'opex_trio[oauth]'",

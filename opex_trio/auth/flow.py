@@ -467,6 +467,7 @@ class OAuth(httpx2.Auth):
         """Run discovery and the configured grant now; store and return the new credentials."""
         assert self._server_url is not None
         challenge = challenge or Challenge("Bearer")
+        check_secure(self._server_url, "the MCP server")  # a token must never travel in clear
         async with self._exchange() as exchange:
             target = await self._discover(exchange, challenge)
             self._indicator = target.resource

@@ -162,3 +162,20 @@ async def test_client_id_metadata_document_not_used_when_not_advertised() -> Non
     async with harness(server, config) as h:
         assert (await h.call()).status_code == 200
     assert server.requests_to("/register")
+
+
+async def test_concurrent_refusals_share_one_authorization() -> None:
+    import trio
+
+    server = ScriptedAuthServer()
+    statuses: list[int] = []
+    async with harness(server) as h:
+
+        async def call() -> None:
+            statuses.append((await h.call()).status_code)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(call)
+    assert statuses == [200] * 5
+    assert len(server.requests_to("/authorize")) == 1

@@ -214,3 +214,25 @@ async def test_mcp_redirect_to_another_origin_drops_the_token() -> None:
         await client.post(server.resource_url, json={}, auth=auth, follow_redirects=True)
     assert len(seen) == 1
     assert "authorization" not in seen[0]
+
+
+async def test_plain_http_mcp_server_gets_no_token() -> None:
+    server = ScriptedAuthServer(resource_url="http://mcp.example/mcp")
+    async with harness(server) as h:
+        with pytest.raises(AuthorizationError) as info:
+            await h.call()
+    assert info.value.reason == "insecure"
+    assert not [r for r in server.log if r.url.startswith("https://auth.example")]
+
+
+async def test_signing_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "joserfc", None)
+    monkeypatch.setitem(sys.modules, "joserfc.jwk", None)
+    monkeypatch.setitem(sys.modules, "joserfc.jwt", None)
+    server = ScriptedAuthServer(dpop=True)
+    async with harness(server) as h:
+        with pytest.raises(AuthorizationError, match=r"opex_trio\[oauth\]") as info:
+            await h.call()
+    assert info.value.reason == "extra"
