@@ -157,12 +157,14 @@ class LoopbackRedirect(RedirectHandler):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", self._port))
             sock.listen(8)
+            # Later logins (a step-up, a refresh that failed) must reuse the registered URI.
+            self._port = sock.getsockname()[1]
             self._socket = sock
         return self._socket
 
     @property
     def port(self) -> int:
-        """The port asked for (0: a free one, chosen when first bound)."""
+        """The callback port (0 until bound when a free one was asked for)."""
         return self._port
 
     @property

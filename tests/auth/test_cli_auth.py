@@ -119,3 +119,22 @@ async def test_unknown_server_is_usage(tmp_path: Path, capsys: pytest.CaptureFix
     args = build_auth_parser().parse_args(["auth", "login", "b", "--mcp-config", str(config)])
     assert await run_auth(args, store=FileTokenStore(tmp_path / "auth.json")) == 2
     assert "no server 'b'" in capsys.readouterr().err
+
+
+async def test_loopback_redirect_keeps_its_port_across_logins() -> None:
+    from opex_trio.auth import LoopbackRedirect
+
+    pages: list[str] = []
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            redirect = LoopbackRedirect(
+                open_browser=False,
+                show=lambda line: nursery.start_soon(_browse, line.rsplit(" ", 1)[-1], pages),
+            )
+            first = redirect.redirect_uri
+            answer = await redirect.authorize(first + "?code=one&state=s1")
+            assert answer == {"code": "one", "state": "s1"}
+            assert redirect.redirect_uri == first
+            answer = await redirect.authorize(first + "?code=two&state=s2")
+            assert answer == {"code": "two", "state": "s2"}
+    assert len(pages) == 2
