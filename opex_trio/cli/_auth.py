@@ -52,6 +52,15 @@ exit statuses:
 """
 
 
+_DESCRIPTION = """\
+Log in to remote MCP servers (OAuth), and see or forget the stored tokens.
+Tokens are kept in one file readable by you only ($XDG_CONFIG_HOME/opex-trio/auth.json).
+The other commands log in the same way when a server answers 401: the browser
+opens on the authorization page (with --no-browser the URL is printed), the
+redirect comes back to a loopback port, and the token is stored.
+"""
+
+
 def _login_oauth(
     base: OAuth | None, *, store: TokenStore, open_browser: bool, show: Callable[[str], object]
 ) -> OAuth:
@@ -87,27 +96,34 @@ def with_login(
 
 def add_auth_parser(commands: Any) -> argparse.ArgumentParser:
     """Add ``auth`` (with ``login``, ``status``, ``logout``) to a subparsers object."""
+    hidden: Any = argparse.SUPPRESS
     auth: argparse.ArgumentParser = commands.add_parser(
         "auth",
         help="log in to remote MCP servers; show or forget stored tokens",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=_DESCRIPTION,
         epilog=EXIT_STATUSES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     auth.add_argument(
         "--token-store", metavar="FILE", help="the token file (default: in ~/.config)"
     )
-    actions = auth.add_subparsers(dest="auth_command", metavar="ACTION", required=True)
+    actions = auth.add_subparsers(dest="auth_command", metavar="ACTION")
+    actions.required = True
     login = actions.add_parser("login", help="log in to a server now and store its token")
-    login.add_argument("server", help="an http(s):// or ws(s):// URL, or a name in --mcp-config")
-    login.add_argument("--mcp-config", metavar="FILE", help='an "mcpServers" JSON file')
-    login.add_argument("--no-browser", action="store_true", help="print the URL instead")
+    login.add_argument(
+        "target", metavar="SERVER", help="an http(s):// or ws(s):// URL, or a name in --mcp-config"
+    )
+    # SUPPRESS: the same options given before the command must not be reset here.
+    login.add_argument("--mcp-config", metavar="FILE", default=hidden, help="an mcpServers file")
+    login.add_argument(
+        "--no-browser", action="store_true", default=hidden, help="print the URL instead"
+    )
     login.add_argument("--scope", action="append", default=[], help="a scope to ask for")
     status = actions.add_parser("status", help="list the stored tokens (never the tokens)")
     status.add_argument("--json", action="store_true", help="one JSON object per line")
     logout = actions.add_parser("logout", help="forget the stored token of a server")
-    logout.add_argument("server", nargs="?", help="the server's URL or name")
-    logout.add_argument("--mcp-config", metavar="FILE", help='an "mcpServers" JSON file')
+    logout.add_argument("target", metavar="SERVER", nargs="?", help="the server's URL or name")
+    logout.add_argument("--mcp-config", metavar="FILE", default=hidden, help="an mcpServers file")
     logout.add_argument("--all", action="store_true", help="forget every stored token")
     return auth
 
@@ -120,23 +136,27 @@ def build_auth_parser() -> argparse.ArgumentParser:
 
 
 def _server(args: argparse.Namespace) -> ServerConfig:
-    text = args.server.strip()
+    text = args.target.strip()
     if text.startswith(("http://", "https://", "ws://", "wss://")):
         return parse_server({"url": text}, where=f"server {text!r}")
-    if not args.mcp_config:
+    config_file = getattr(args, "mcp_config", None)
+    if not config_file:
         raise ConfigError(f"{text!r} is not a URL; name a server of --mcp-config FILE, or a URL")
-    configs = load_config(args.mcp_config)
+    configs = load_config(config_file)
     if text not in configs:
-        raise ConfigError(f"no server {text!r} in {args.mcp_config!r}; it has {sorted(configs)}")
+        raise ConfigError(f"no server {text!r} in {config_file!r}; it has {sorted(configs)}")
     return configs[text]
 
 
 async def _login(args: argparse.Namespace, store: TokenStore, show: Callable[[str], object]) -> int:
     config = _server(args)
     if not isinstance(config, HttpParameters | WebSocketParameters):
-        raise ConfigError(f"{args.server!r} is a local (stdio) server; it needs no login")
+        raise ConfigError(f"{args.target!r} is a local (stdio) server; it needs no login")
     [prepared] = with_login(
-        {"server": config}, store=store, open_browser=not args.no_browser, show=show
+        {"server": config},
+        store=store,
+        open_browser=not getattr(args, "no_browser", False),
+        show=show,
     ).values()
     assert isinstance(prepared, HttpParameters | WebSocketParameters)
     auth = prepared.auth
@@ -218,15 +238,15 @@ async def _logout(args: argparse.Namespace, store: TokenStore) -> int:
             await store.delete(entry.resource)
         print("forgot every stored token")
         return EXIT_OK
-    if not args.server:
+    if not args.target:
         raise ConfigError("name a server to log out of, or pass --all")
     config = _server(args)
-    url = getattr(config, "url", args.server)
+    url = getattr(config, "url", args.target)
     http_url = url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
     if await store.delete(canonical_resource(http_url)):
-        print(f"{args.server}: logged out")
+        print(f"{args.target}: logged out")
         return EXIT_OK
-    print(f"{args.server}: no stored token")
+    print(f"{args.target}: no stored token")
     return EXIT_FAILURE
 
 
