@@ -22,6 +22,7 @@ servers also get as the execution id header.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
@@ -208,8 +209,12 @@ class ChatActivities:
         return await self._run("tool call", step.key, lambda r: self._tool(r, step))
 
     async def _tool(self, resources: WorkerResources, step: ToolStep) -> ToolOutcome:
+        # Progress arrives in the task that reads the server's messages, which
+        # does not run in this activity's context: heartbeat in ours.
+        context = contextvars.copy_context()
+
         def progress(event: Any) -> None:
-            activity.heartbeat({"progress": event.progress, "total": event.total})
+            context.run(activity.heartbeat, {"progress": event.progress, "total": event.total})
 
         chat = self._chat(resources, step, on_progress=progress)
         try:

@@ -205,3 +205,30 @@ async def test_misuse_and_unknown_runs_raise_typed_errors(temporal_server: DevSe
             await chats.get("opex-test-no-such-run").result()
     with pytest.raises(UsageError, match="outside"):
         await chats.start(ChatSpec(model="m", messages=[]))
+
+
+async def test_progress_of_a_tool_heartbeats_from_the_servers_reader(
+    temporal_server: DevServer, task_queue: str, tmp_path: Path
+) -> None:
+    server = [sys.executable, "-m", "opex_trio.testing.mcp_server"]
+    config = write_mcp_config(
+        tmp_path / "mcp.json", {"local": {"command": server[0], "args": server[1:]}}
+    )
+    model = ScriptedModel("progress", calls=1, arguments={"steps": 3})
+    async with (
+        open_llm_server(model) as llm,
+        worker_process(
+            temporal_server.address,
+            task_queue,
+            mcp_config=config,
+            base_url=llm.base_url,
+            log=tmp_path / "worker.log",
+        ) as worker,
+        DurableChats(temporal_server.address, task_queue=task_queue) as chats,
+    ):
+        with trio.fail_after(120):
+            spec = ChatSpec(model="m", messages=[{"role": "user", "content": "go"}])
+            result = await (await chats.start(spec)).result()
+    assert result.tool_calls[0].content == "done in 3 steps"
+    # Each report became a heartbeat; none failed for want of the activity's context.
+    assert "progress callback" not in worker.output()
