@@ -1,12 +1,14 @@
 """``python -m opex_trio.temporal``: a durable-chat worker, or ``run``: one durable chat.
 
-``python -m opex_trio.temporal [options]`` runs a worker (what ``opex-trio
-worker`` runs): it prints ``ready`` on stdout once its MCP servers are up and
-it polls the task queue, and stops cleanly on SIGTERM or SIGINT.
+``python -m opex_trio.temporal [options]`` runs a worker, as ``opex-trio
+worker`` does but without the command's model rules (``--base-url`` and the
+key from ``--api-key-env``): it prints ``ready`` on stdout once its MCP
+servers are up and it polls the task queue, and stops cleanly on SIGTERM or
+SIGINT.
 
 ``python -m opex_trio.temporal run --model M "prompt"`` starts a durable chat
-on the cluster, waits for it and prints its answer (what ``opex-trio run
---durable`` runs).
+on the cluster, waits for it and prints its answer, as ``opex-trio run
+--durable`` does.
 """
 
 from __future__ import annotations
