@@ -22,7 +22,7 @@ import httpx2
 import trio
 
 from .. import telemetry
-from ..errors import APIConnectionError, APITimeoutError, StreamError
+from ..errors import APIConnectionError, APITimeoutError, StreamError, UsageError
 from ._attempts import finished_event, retrying
 from ._errors import body_error, error_from_body, error_from_response, error_from_transport
 from ._sse import EventReader, EventTimeoutError
@@ -110,7 +110,7 @@ class ChatStream:
 
     async def __aenter__(self) -> ChatStream:
         if self._state != "new":
-            raise RuntimeError("a ChatStream can be entered only once")
+            raise UsageError("a ChatStream can be entered only once")
         self._state = "open"
         client = self._client
         self._observed = client._observed()
@@ -265,7 +265,7 @@ class ChatStream:
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         if self._iterator is None:
             if self._state != "open":
-                raise RuntimeError("iterate a ChatStream inside its 'async with'")
+                raise UsageError("iterate a ChatStream inside its 'async with'")
             self._iterator = self._events()
         return self._iterator
 

@@ -37,7 +37,7 @@ import trio
 
 from .. import telemetry
 from .._version import __version__
-from ..errors import APIStatusError, APITimeoutError, ConfigError
+from ..errors import APIStatusError, APITimeoutError, ConfigError, UsageError
 from ._attempts import finished_event, retrying
 from ._chat_stream import CLOSE_TIMEOUT, ChatStream
 from ._errors import body_error, error_from_body, error_from_response, error_from_transport
@@ -250,7 +250,7 @@ class Client:
 
     async def __aenter__(self) -> Client:
         if self._state != "new":
-            raise RuntimeError(f"{self!r} cannot be opened again; make a new Client")
+            raise UsageError(f"{self!r} cannot be opened again; make a new Client")
         if self._borrowed is not None:
             self._http = self._borrowed
             self._plain_headers = httpx2.Headers(self._headers)
@@ -283,8 +283,8 @@ class Client:
         http = self._http
         if http is None:
             if self._state == "new":
-                raise RuntimeError(f"use 'async with {type(self).__name__}(...)' before calling it")
-            raise RuntimeError(f"{self!r} is closed")
+                raise UsageError(f"use 'async with {type(self).__name__}(...)' before calling it")
+            raise UsageError(f"{self!r} is closed")
         return http
 
     def _request_headers(self, base: Any, extra: Mapping[str, str] | None) -> Any:
