@@ -183,7 +183,7 @@ class ChatStream:
             client._target,
             content=self._body,
             headers=self._headers,
-            **({"timeout": client._request_timeout} if client._request_timeout else {}),
+            **({"timeout": client._stream_timeout} if client._stream_timeout else {}),
         )
         with trio.CancelScope(deadline=deadline) as scope:
             try:

@@ -21,8 +21,10 @@ from the moment the reader last completed an event (or from the start); a
 server that sends bytes but never finishes an event (one byte a second, or
 keep-alive comments only) runs into it as surely as one that sends nothing.
 Time the caller spends between reads is not counted: the clock restarts when
-the next read begins after an event. One cancel scope per read of the
-connection, not per event.
+the next read begins after an event. That first read after an event (the
+only read per event when each read brings one) runs without a cancel scope,
+bounded by the stream's read timeout, which the client keeps at most ``gap``;
+reads after it that complete no event run in a cancel scope with the deadline.
 """
 
 from __future__ import annotations
@@ -99,10 +101,23 @@ class EventReader:
                 raw = await self._chunks.__anext__()
             except StopAsyncIteration:
                 return self._finish()
+        elif self._fresh:
+            # The common case, and once per event when each read brings one:
+            # no cancel scope (it would cost more than parsing the event). The
+            # stream's read timeout is at most ``gap``, so a silent server ends
+            # this read at the deadline; a server that sends bytes but no event
+            # is caught by the check below and the scoped reads after it.
+            self._deadline = trio.current_time() + gap
+            self._fresh = False
+            try:
+                raw = await self._chunks.__anext__()
+            except StopAsyncIteration:
+                return self._finish()
+            except httpx2.ReadTimeout:
+                if trio.current_time() >= self._deadline:
+                    raise EventTimeoutError(gap) from None
+                raise
         else:
-            if self._fresh:
-                self._deadline = trio.current_time() + gap
-                self._fresh = False
             with trio.CancelScope(deadline=self._deadline) as scope:
                 try:
                     raw = await self._chunks.__anext__()
@@ -113,6 +128,8 @@ class EventReader:
         events = self._feed(self._decode(raw))
         if events:
             self._fresh = True
+        elif gap is not None and trio.current_time() >= self._deadline:
+            raise EventTimeoutError(gap)
         return events
 
     def _finish(self) -> list[tuple[str, str]] | None:

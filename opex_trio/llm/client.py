@@ -126,7 +126,8 @@ class Client:
             :data:`DEFAULT_EVENT_TIMEOUT`). Before the first event it fails
             the attempt (retried); after it, the stream raises
             :class:`~opex_trio.errors.StreamError`. Time the program spends
-            between reading events does not count. ``None`` for none.
+            between reading events does not count. A stream's read timeout
+            is kept at or below it. ``None`` for none.
         total_timeout: default deadline in seconds of a whole call, attempts
             and backoff included; ``None`` for none.
         retry: the :class:`RetryPolicy`.
@@ -193,6 +194,8 @@ class Client:
         self._request_timeout: Any = (
             self._timeout if http_client is not None and timeout is not None else None
         )
+        # What a stream's request passes as its timeout, set when the client opens.
+        self._stream_timeout: Any = None
 
         base: dict[str, str] = {
             "User-Agent": _header_value(
@@ -259,6 +262,7 @@ class Client:
             self._http = httpx2.AsyncClient(timeout=self._timeout, headers=self._headers)
             self._plain_headers = None
             self._stream_headers = {"Accept": "text/event-stream"}
+        self._stream_timeout = self._stream_timeout_of(self._http)
         self._state = "open"
         return self
 
@@ -278,6 +282,15 @@ class Client:
             with trio.CancelScope(shield=True) as scope:
                 scope.deadline = trio.current_time() + CLOSE_TIMEOUT
                 await http.aclose()
+
+    def _stream_timeout_of(self, http: httpx2.AsyncClient) -> Any:
+        # A stream's reads wait at most event_timeout: after an event the next
+        # read needs no cancel scope of its own (see _sse.EventReader.read).
+        gap = self._event_timeout
+        base = self._request_timeout if self._request_timeout is not None else http.timeout
+        if gap is None or (base.read is not None and base.read <= gap):
+            return self._request_timeout
+        return httpx2.Timeout(connect=base.connect, read=gap, write=base.write, pool=base.pool)
 
     def _open_http(self) -> httpx2.AsyncClient:
         http = self._http

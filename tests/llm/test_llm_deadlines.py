@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx2
 import pytest
 import trio
 from trio.testing import MockClock
@@ -21,6 +22,7 @@ from opex_trio.llm.client import DEFAULT_EVENT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT
 from opex_trio.testing.llm_server import (
     JSONReply,
     LLMTestServer,
+    SSEChunk,
     SSEReply,
     completion,
     completion_chunks,
@@ -222,3 +224,25 @@ async def test_no_event_deadline_when_turned_off(
         ):
             final = await stream.get_final_completion()
     assert final.content == "w" * 700
+
+
+@pytest.mark.parametrize("borrowed", [False, True])
+async def test_a_stream_falling_silent_after_an_event_raises_at_the_event_deadline(
+    autojump_clock: MockClock, llm_server: LLMTestServer, borrowed: bool
+) -> None:
+    chunks = completion_chunks(["hello", "late"])
+    llm_server.push(SSEReply([*chunks[:2], SSEChunk(chunks[2], delay=1000.0), *chunks[3:]]))
+    seen: list[tuple[str, float]] = []
+    with trio.fail_after(BOUND):
+        async with httpx2.AsyncClient(timeout=900.0) as http:
+            extra: dict[str, Any] = {"http_client": http} if borrowed else {}
+            async with (
+                make_client(llm_server, event_timeout=120.0, **extra) as client,
+                client.stream_chat(model="m", messages=USER) as stream,
+            ):
+                with pytest.raises(StreamError, match="event timeout of 120 s") as info:
+                    await read_texts(stream, seen)
+    assert seen == [("hello", 0.0)]
+    assert trio.current_time() == 120.0
+    assert info.value.partial is not None
+    assert info.value.partial.content == "hello"
