@@ -10,6 +10,7 @@ specific class below, with the original chained as ``__cause__``.
     ├── ConfigError (ValueError)             bad input from the program: config, argument
     ├── ProtocolError                         the peer broke JSON-RPC or MCP, or sent garbage
     │   ├── MessageTooLargeError              a message over the configured size limit
+    │   ├── SkillVerificationError            a skill file that does not match its listing
     │   └── VersionNegotiationError           no protocol version both sides speak
     ├── McpError                              a JSON-RPC error *received* from a server
     │   ├── HeaderMismatchError               -32020: HTTP headers and body disagree
@@ -82,6 +83,7 @@ __all__ = [
     "ServerExitedError",
     "ServerUnavailableError",
     "SessionExpiredError",
+    "SkillVerificationError",
     "StreamError",
     "SupervisionError",
     "TransportAuthError",
@@ -134,6 +136,17 @@ class MessageTooLargeError(ProtocolError):
         self.size = size
         self.limit = limit
         self.head = head
+
+
+class SkillVerificationError(ProtocolError):
+    """A skill's file differs from what the server listed for it (size, digest, frontmatter).
+
+    ``uri`` is the file or skill refused. Its content is never used.
+    """
+
+    def __init__(self, message: str, *, uri: str | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri
 
 
 class VersionNegotiationError(ProtocolError):
