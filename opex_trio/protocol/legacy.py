@@ -13,15 +13,24 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import VersionNegotiationError
-from .events import HandshakeComplete
-from .jsonrpc import Notification, Request
+from . import jsonrpc
+from .events import HandshakeComplete, RequestHandled, RequestReceived, SessionEvent
+from .jsonrpc import ErrorObject, ErrorResponse, Message, Notification, Request, RequestId, Response
 from .types import InitializeResult
 from .versions import LEGACY_VERSIONS, Era, features
 
 if TYPE_CHECKING:
     from .session import ClientSession
 
-__all__ = ["LegacyOpening"]
+__all__ = ["HANDLED_REQUESTS", "LegacyOpening", "ServerRequests"]
+
+# Requests a legacy server may send (and a modern one ask for as input) that
+# need an owner-supplied answer, with the client capability each needs declared.
+HANDLED_REQUESTS = {
+    "roots/list": "roots",
+    "sampling/createMessage": "sampling",
+    "elicitation/create": "elicitation",
+}
 
 
 class LegacyOpening:
@@ -57,3 +66,40 @@ class LegacyOpening:
             )
         session.queue(Notification("notifications/initialized"))
         return HandshakeComplete(parsed, features(version))
+
+
+class ServerRequests:
+    """The requests a legacy server sent that await the owner's answer.
+
+    ``ping`` is answered at once; a request for something the client declared
+    (roots, sampling, elicitation) goes to the owner; anything else gets
+    "method not found".
+    """
+
+    def __init__(self, capabilities: Mapping[str, Any]) -> None:
+        self._capabilities = capabilities
+        self._open: set[RequestId] = set()
+
+    def receive(self, message: Request, outbox: list[Message]) -> SessionEvent:
+        """What a request from the server means; an answer the session gives itself is queued."""
+        if message.method == "ping":
+            outbox.append(Response(message.id, {}))
+            return RequestHandled(message)
+        capability = HANDLED_REQUESTS.get(message.method)
+        if capability is not None and capability in self._capabilities:
+            self._open.add(message.id)
+            return RequestReceived(message)
+        not_found = f"method not supported by this client: {message.method}"
+        outbox.append(ErrorResponse(message.id, ErrorObject(jsonrpc.METHOD_NOT_FOUND, not_found)))
+        return RequestHandled(message)
+
+    def close(self, request_id: RequestId | None) -> bool:
+        """The request is answered or cancelled; whether it was awaiting an answer."""
+        if request_id in self._open:
+            self._open.discard(request_id)
+            return True
+        return False
+
+    def clear(self) -> None:
+        """Forget every open request."""
+        self._open.clear()

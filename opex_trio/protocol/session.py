@@ -16,32 +16,26 @@ States::
                        |                                     ^
                        +---------could not open--------------+
 
-Eras (see :mod:`.versions`). A session speaks the *legacy* era (an
-``initialize`` handshake fixes the version for the session; :mod:`.legacy`) or
-the *modern* one (every request carries its version, capabilities and client
-identity in ``_meta``; :mod:`.modern`). The owner pins one, or passes
-``era=None`` to detect it as the specification says:
+Eras (see :mod:`.versions`): the *legacy* era opens with ``initialize``
+(:mod:`.legacy`); in the *modern* one every request carries its version,
+capabilities and client identity in ``_meta`` (:mod:`.modern`). The owner
+pins one, or passes ``era=None`` to detect it: ``server/discover`` goes first;
+a ``DiscoverResult`` or a modern error code means modern (an
+``UnsupportedProtocolVersionError`` makes it ask again with a version from the
+server's list); any other error means legacy, and ``initialize`` follows
+(:class:`~.events.EraDetected`). A silent server is the owner's to time: while
+:attr:`ClientSession.probing` it bounds the wait, then calls
+:meth:`ClientSession.fall_back_to_legacy`, as it does when an HTTP rejection
+is legacy by :func:`era_of_http_rejection`.
 
-* the session opens with ``server/discover`` carrying the preferred modern
-  version. A ``DiscoverResult`` means modern; so does a modern error
-  (-32020..-32022): an ``UnsupportedProtocolVersionError`` makes it ask again
-  with a version from the server's list. Any other error means legacy: the
-  session sends ``initialize`` and reports :class:`~.events.EraDetected`.
-* a silent server is the owner's to time: while :attr:`ClientSession.probing`
-  it bounds the wait and then calls :meth:`ClientSession.fall_back_to_legacy`,
-  which it also calls when an HTTP transport saw a rejection that
-  :func:`era_of_http_rejection` calls legacy.
-
-In the legacy era only ``ping`` may be sent before the handshake ends; after
-it, :attr:`ClientSession.features` (the version's row) decides what is
-allowed. In the modern era ``resultType`` is checked on every result (absent
-means complete; an unknown one fails the request), and an ``input_required``
-result turns into :class:`~.events.RequestReceived` events, one per input the
-server asked for, with ids the session makes up: the owner answers them with
-:meth:`ClientSession.respond` exactly as it answers a legacy server's
-requests, and when the last one is answered the session queues the original
-request again under a new id with ``inputResponses`` and the echoed
-``requestState`` (:class:`~.events.RequestResent`).
+Once open, :attr:`ClientSession.features` decides what may be sent. In the
+modern era a result without ``resultType`` is complete and an unknown one
+fails its request; an ``input_required`` result becomes one
+:class:`~.events.RequestReceived` per input asked for, under ids the session
+makes up, answered with :meth:`ClientSession.respond` like a legacy server's
+requests; with the last answer the request goes out again under a new id
+carrying ``inputResponses`` and the ``requestState`` unchanged
+(:class:`~.events.RequestResent`).
 
 Every request the client sends stays in a pending table, keyed by id, with an
 opaque ``context`` the owner attaches (the actor stores the caller's reply
@@ -67,7 +61,8 @@ from ..errors import (
     UnsupportedProtocolVersionError,
 )
 from . import jsonrpc
-from ._inputs import InputRound, InputRounds
+from ._inputs import InputRound
+from ._pending import Pending, PendingTable
 from .events import (
     CancelledByServer,
     EraDetected,
@@ -91,7 +86,7 @@ from .events import (
     notification_event,
 )
 from .jsonrpc import ErrorObject, ErrorResponse, Message, Notification, Request, RequestId, Response
-from .legacy import LegacyOpening
+from .legacy import HANDLED_REQUESTS, LegacyOpening, ServerRequests
 from .modern import (
     COMPLETE,
     INPUT_REQUIRED,
@@ -116,6 +111,7 @@ from .versions import (
     Era,
     Features,
     features,
+    missing_method,
 )
 
 __all__ = [
@@ -154,23 +150,6 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
 
 
-# Requests the server may send (legacy) or ask for as input (modern) that need
-# an owner-supplied answer, with the client capability that must have been
-# declared for each.
-_HANDLED_REQUESTS = {
-    "roots/list": "roots",
-    "sampling/createMessage": "sampling",
-    "elicitation/create": "elicitation",
-}
-
-# Methods that do not exist in the modern era, with what replaced them.
-_NOT_MODERN = {
-    "initialize": "server/discover",
-    "resources/subscribe": "subscriptions/listen",
-    "resources/unsubscribe": "cancelling the subscriptions/listen request",
-}
-
-
 def era_of_probe_error(code: int) -> Era:
     """The era a JSON-RPC error to the ``server/discover`` probe reveals.
 
@@ -199,11 +178,6 @@ def era_of_http_rejection(status: int, body: bytes | str | None) -> Era:
     if isinstance(code, int) and not isinstance(code, bool):
         return era_of_probe_error(code)
     return Era.LEGACY
-
-
-# A pending request: (method, context, params sent without _meta or None in
-# the legacy era, (id the owner knows, input rounds so far) or None).
-_Pending = tuple[str, Any, Mapping[str, Any] | None, tuple[RequestId, int] | None]
 
 
 class ClientSession:
@@ -256,13 +230,10 @@ class ClientSession:
         )
         self._detecting = era is None
         self._opening_id: RequestId | None = None
-        self._pending: dict[RequestId, _Pending] = {}
-        self._server_requests: set[RequestId] = set()
+        self._pending = PendingTable()
+        self._server_requests = ServerRequests(self.capabilities)
         self._outbox: list[Message] = []
-        # Modern era: the id the owner knows -> the id the request has now.
-        self._aliases: dict[RequestId, RequestId] = {}
-        self._rounds = InputRounds()
-        self._version_retried: set[RequestId] = set()
+        self._rounds = self._pending.rounds
         self.subscriptions: dict[RequestId, SubscriptionFilter] = {}
         """Open ``subscriptions/listen`` streams, by request id, with what each asked for."""
         self.initialize_result: InitializeResult | None = None
@@ -292,7 +263,7 @@ class ClientSession:
     @property
     def pending_count(self) -> int:
         """How many requests await their response (or the input their server asked for)."""
-        return len(self._pending) + len(self._rounds)
+        return len(self._pending)
 
     def take_outgoing(self) -> list[Message]:
         """Messages the session queued on its own; the owner must send them, in order."""
@@ -326,7 +297,7 @@ class ClientSession:
         if not self.probing:
             raise ProtocolError("fall_back_to_legacy is only possible while probing the era")
         if self._opening_id is not None:
-            self._pending.pop(self._opening_id, None)
+            self._pending.pop(self._opening_id)
         return self._to_legacy(reason)
 
     def send_request(
@@ -338,10 +309,10 @@ class ClientSession:
         feats = self.features
         if feats is not None and feats.era is Era.MODERN:
             request = Request(rid, method, with_meta(params, self.meta_for(feats.version)))
-            self._pending[rid] = (method, context, params or {}, None)
+            self._pending.add(rid, method, context, params or {})
         else:
             request = Request(rid, method, params)
-            self._pending[rid] = (method, context, None, None)
+            self._pending.add(rid, method, context)
         return request
 
     def listen(self, wanted: SubscriptionFilter, *, context: Any = None) -> Request:
@@ -397,12 +368,11 @@ class ClientSession:
         if waiting is not None:
             # Its server already answered; nothing is in flight to cancel.
             return waiting.context
-        current = self._aliases.pop(request_id, request_id)
-        self.subscriptions.pop(current, None)
-        pending = self._pending.pop(current, None)
-        if pending is None:
+        taken = self._pending.take(request_id)
+        if taken is None:
             return None
-        self._version_retried.discard(current)
+        current, pending = taken
+        self.subscriptions.pop(current, None)
         if notify and current != self._opening_id and self.state is not SessionState.CLOSED:
             params: dict[str, Any] = {"requestId": current}
             if reason:
@@ -420,7 +390,7 @@ class ClientSession:
         if request_id in self._rounds:
             waiting = self._rounds.answer(request_id, result)
             return [] if waiting is None else [self._resend_round(waiting)]
-        if self._server_requests_done(request_id):
+        if self._server_requests.close(request_id) and self.state is not SessionState.CLOSED:
             self._outbox.append(Response(request_id, result))
         return []
 
@@ -438,18 +408,14 @@ class ClientSession:
                 f"the input the server asked for ({message}) could not be given", code=code
             )
             return [ErrorReceived(waiting.first_id, waiting.method, error, waiting.context)]
-        if self._server_requests_done(request_id):
+        if self._server_requests.close(request_id) and self.state is not SessionState.CLOSED:
             self._outbox.append(ErrorResponse(request_id, ErrorObject(code, message, data)))
         return []
 
     def close(self) -> list[tuple[RequestId, str, Any]]:
         """Close the session; return the pending requests (id, method, context) it abandons."""
         self.state = SessionState.CLOSED
-        abandoned = [(rid, p[0], p[1]) for rid, p in self._pending.items()]
-        abandoned += [(rid, r.method, r.context) for rid, r in self._rounds.items()]
-        self._pending.clear()
-        self._rounds.clear()
-        self._aliases.clear()
+        abandoned = self._pending.abandon()
         self._server_requests.clear()
         self.subscriptions.clear()
         return abandoned
@@ -493,7 +459,7 @@ class ClientSession:
     def _send_opening(self) -> None:
         request = self._opening.first_request(self)
         self._opening_id = request.id
-        self._pending[request.id] = (request.method, None, None, None)
+        self._pending.add(request.id, request.method, None)
         self._outbox.append(request)
 
     def _to_legacy(self, reason: str) -> EraDetected:
@@ -539,20 +505,10 @@ class ClientSession:
 
     def _check_may_send(self, method: str) -> None:
         if self.state is SessionState.READY:
-            feats = self.features
-            assert feats is not None
-            if method == "ping" and not feats.ping:
-                raise ProtocolError(f"ping does not exist in protocol version {feats.version}")
-            if method == "logging/setLevel" and not feats.logging_set_level:
-                raise ProtocolError(
-                    f"logging/setLevel does not exist in protocol version {feats.version}; "
-                    "use set_log_level"
-                )
-            if feats.era is Era.MODERN and method in _NOT_MODERN:
-                raise ProtocolError(
-                    f"{method} does not exist in protocol version {feats.version}; "
-                    f"it is replaced by {_NOT_MODERN[method]}"
-                )
+            assert self.features is not None
+            missing = missing_method(self.features, method)
+            if missing:
+                raise ProtocolError(missing)
             return
         if self.state is SessionState.OPENING and method == "ping":
             return
@@ -575,20 +531,18 @@ class ClientSession:
         assert feats is not None
         rid = self.next_id()
         body = with_meta({**params, **extra} if extra else params, self.meta_for(feats.version))
-        self._pending[rid] = (method, context, params, origin)
-        if origin[0] != rid:
-            self._aliases[origin[0]] = rid
+        self._pending.add(rid, method, context, params, origin)
         self._outbox.append(Request(rid, method, body))
         return RequestResent(old_id, rid, method, reason)
 
     def _start_round(
-        self, rid: RequestId, pending: _Pending, result: Mapping[str, Any]
+        self, rid: RequestId, pending: Pending, result: Mapping[str, Any]
     ) -> list[SessionEvent]:
         method, context, params, origin = pending
         assert params is not None
         first_id, rounds = origin or (rid, 0)
-        self._aliases.pop(first_id, None)
-        answerable = {m: c for m, c in _HANDLED_REQUESTS.items() if c in self.capabilities}
+        self._pending.unalias(first_id)
+        answerable = {m: c for m, c in HANDLED_REQUESTS.items() if c in self.capabilities}
         try:
             waiting, requests = self._rounds.start(
                 first_id, method, params, context, rounds, result, answerable
@@ -612,36 +566,23 @@ class ClientSession:
 
     # -- internals: receiving
 
-    def _server_requests_done(self, request_id: RequestId) -> bool:
-        if request_id in self._server_requests:
-            self._server_requests.discard(request_id)
-            return self.state is not SessionState.CLOSED
-        return False
-
-    def _forget(self, rid: RequestId, pending: _Pending) -> RequestId:
-        """Drop the bookkeeping of a finished request; return the id the owner knows."""
-        origin = pending[3]
-        self._version_retried.discard(rid)
-        if origin is None:
-            return rid
-        self._aliases.pop(origin[0], None)
-        return origin[0]
-
     def _invalid(self, exc: ProtocolError) -> SessionEvent:
         rid = exc.request_id
         if rid is not None:
-            pending = self._pending.pop(rid, None)
+            pending = self._pending.pop(rid)
             if pending is not None:
                 # A malformed answer to one of our requests fails that request
                 # now instead of leaving it to time out.
                 if rid == self._opening_id:
                     return self._handshake_failed(exc)
-                return ErrorReceived(self._forget(rid, pending), pending[0], exc, pending[1])
+                return ErrorReceived(
+                    self._pending.finish(rid, pending), pending[0], exc, pending[1]
+                )
         return InvalidMessage(exc)
 
     def _on_response(self, message: Response) -> list[SessionEvent]:
         rid = message.id
-        pending = self._pending.pop(rid, None)
+        pending = self._pending.pop(rid)
         if pending is None:
             return [LateResponse(rid)]
         if rid == self._opening_id:
@@ -657,7 +598,7 @@ class ClientSession:
             if kind == INPUT_REQUIRED:
                 return self._start_round(rid, pending, result)
             error = ProtocolError(f"unknown resultType {kind!r} in the answer to {pending[0]}")
-        known = self._forget(rid, pending)
+        known = self._pending.finish(rid, pending)
         if pending[0] == "subscriptions/listen":
             self.subscriptions.pop(rid, None)
             return [SubscriptionEnded(rid, pending[1])]
@@ -667,7 +608,7 @@ class ClientSession:
 
     def _on_error(self, message: ErrorResponse) -> SessionEvent:
         rid = message.id
-        pending = self._pending.pop(rid, None) if rid is not None else None
+        pending = self._pending.pop(rid) if rid is not None else None
         if pending is None or rid is None:
             return LateResponse(rid)
         err = message.error
@@ -678,39 +619,23 @@ class ClientSession:
         if (
             isinstance(error, UnsupportedProtocolVersionError)
             and params is not None
-            and rid not in self._version_retried
+            and not self._pending.is_version_retry(rid)
         ):
             version = choose_version(error.supported, self.protocol_version or LATEST_VERSION)
             if version is not None:
                 # The server speaks a version we know after all: use it from now on.
                 self.features = features(version)
                 event = self._resend(rid, method, params, context, origin or (rid, 0), str(error))
-                self._version_retried.add(event.new_id)
+                self._pending.mark_version_retry(event.new_id)
                 return event
         self.subscriptions.pop(rid, None)
-        return ErrorReceived(self._forget(rid, pending), method, error, context)
+        return ErrorReceived(self._pending.finish(rid, pending), method, error, context)
 
     def _on_request(self, message: Request) -> SessionEvent:
-        if message.method == "ping":
-            self._outbox.append(Response(message.id, {}))
-            return RequestHandled(message)
-        capability = _HANDLED_REQUESTS.get(message.method)
-        if capability is not None and capability in self.capabilities:
-            self._server_requests.add(message.id)
-            return RequestReceived(message)
-        self._outbox.append(
-            ErrorResponse(
-                message.id,
-                ErrorObject(
-                    jsonrpc.METHOD_NOT_FOUND,
-                    f"method not supported by this client: {message.method}",
-                ),
-            )
-        )
-        return RequestHandled(message)
+        return self._server_requests.receive(message, self._outbox)
 
     def _on_notification(self, message: Notification) -> SessionEvent:
         event = notification_event(message)
         if isinstance(event, CancelledByServer):
-            self._server_requests.discard(event.params.request_id)
+            self._server_requests.close(event.params.request_id)
         return event
