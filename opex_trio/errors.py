@@ -8,6 +8,7 @@ specific class below, with the original chained as ``__cause__``.
 
     OpexError
     ├── ConfigError (ValueError)             bad input from the program: config, argument
+    ├── UsageError (RuntimeError)            an object used outside its life: closed, not entered
     ├── ProtocolError                         the peer broke JSON-RPC or MCP, or sent garbage
     │   ├── MessageTooLargeError              a message over the configured size limit
     │   ├── SkillVerificationError            a skill file that does not match its listing
@@ -92,6 +93,7 @@ __all__ = [
     "TransportError",
     "UnknownToolError",
     "UnsupportedProtocolVersionError",
+    "UsageError",
     "VersionNegotiationError",
 ]
 
@@ -104,6 +106,15 @@ class ConfigError(OpexError, ValueError):
     """Bad input from the program: a config file, a config dict or an argument.
 
     The message names the input (file, field, value) that was wrong.
+    """
+
+
+class UsageError(OpexError, RuntimeError):
+    """The program used an object outside its life.
+
+    A closed ``Client`` or ``SessionManager``, one used before its
+    ``async with``, or one entered twice. A bug in the calling program, never
+    a condition to retry; the message says what to do instead.
     """
 
 
