@@ -3,8 +3,10 @@
 The suite (``@modelcontextprotocol/conformance``) starts a test server for a
 client scenario, then runs this program with the server's URL as its last
 argument and the scenario's name in ``MCP_CONFORMANCE_SCENARIO``
-(``MCP_CONFORMANCE_CONTEXT`` may hold JSON with credentials); it judges the
-client by what reaches its server. Run it by hand as::
+(``MCP_CONFORMANCE_CONTEXT`` may hold JSON with credentials, and
+``MCP_CONFORMANCE_PROTOCOL_VERSION`` the spec version to speak, which pins the
+client's era; without it the client detects the era); it judges the client by
+what reaches its server. Run it by hand as::
 
     MCP_CONFORMANCE_SCENARIO=tools_call python -m opex_trio.testing.conformance_client URL
 
@@ -49,6 +51,7 @@ from ..errors import SkillVerificationError
 from ..mcp.client import ClientOptions, McpClient
 from ..mcp.skills import list_skills, load_skill
 from ..protocol.types import ElicitParams, ElicitResult, Implementation, Tool
+from ..protocol.versions import LEGACY_VERSIONS, MODERN_VERSIONS, Era
 from ..transports.base import Transport
 from ..transports.http import HttpParameters, open_http_transport
 
@@ -121,6 +124,15 @@ async def _call_everything(client: McpClient, tools: list[Tool]) -> None:
             await client.get_prompt(prompt.name, arguments)
 
 
+def _era_options(version: str | None) -> dict[str, Any]:
+    """Pin the era to the spec version the suite asks for; detect it when it names none."""
+    if version in MODERN_VERSIONS:
+        return {"era": Era.MODERN, "modern_version": version}
+    if version in LEGACY_VERSIONS:
+        return {"era": Era.LEGACY, "protocol_version": version}
+    return {"era": None}
+
+
 async def _skills(client: McpClient, *, load: bool) -> None:
     skills = await list_skills(client)
     logger.info("skills: %s", [skill.name for skill in skills])
@@ -149,6 +161,7 @@ async def run_scenario(url: str, scenario: str) -> None:
     options = ClientOptions(
         client_info=Implementation(name="opex-trio-conformance-client", version=__version__),
         elicitation_handler=_accept_with_defaults,
+        **_era_options(os.environ.get("MCP_CONFORMANCE_PROTOCOL_VERSION")),
     )
     async with McpClient(factory, name=params.label, options=options) as client:
         tools = await client.list_tools()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ from ..errors import (
     TransportClosedError,
 )
 from ..protocol.jsonrpc import Request, RequestId
+from ..protocol.modern import PROTOCOL_VERSION_KEY
 from ._http_body import close_body_with_response
 from ._http_params import HttpParameters, safe_url
 from ._sse import SseDecoder, SseEvent
@@ -140,8 +141,13 @@ class HttpConnection:
             headers["Authorization"] = f"Bearer {self.params.auth_token}"
         if self.session_id is not None:
             headers["Mcp-Session-Id"] = self.session_id
-        if self.protocol_version is not None and self.mode != "sse":
-            headers["MCP-Protocol-Version"] = self.protocol_version
+        version = self.protocol_version
+        meta = message.params.get("_meta") if message is not None and message.params else None
+        if isinstance(meta, Mapping) and isinstance(meta.get(PROTOCOL_VERSION_KEY), str):
+            # A modern request names its own version; the header repeats it.
+            version = meta[PROTOCOL_VERSION_KEY]
+        if version is not None and self.mode != "sse":
+            headers["MCP-Protocol-Version"] = version
         if (
             message is not None
             and message.method == "tools/call"
