@@ -104,7 +104,9 @@ class ClientOptions:
     (per-request ``_meta`` naming ``modern_version``, opened with
     ``server/discover``), or ``None`` to detect it per server: a
     ``server/discover`` probe first, and ``initialize`` when the server is
-    legacy or says nothing within ``probe_timeout`` seconds.
+    legacy or says nothing within ``probe_timeout`` seconds (a server that
+    turns out modern after all, refusing ``initialize`` with a modern
+    version, is opened in the modern era).
     """
 
     client_info: Implementation | None = None
@@ -118,7 +120,7 @@ class ClientOptions:
     mailbox_size: int = 256
     era: Era | None = Era.LEGACY
     modern_version: str = LATEST_VERSION
-    probe_timeout: float = 3.0
+    probe_timeout: float = 10.0
 
     def capabilities(self) -> dict[str, Any]:
         """The client capabilities object these options declare."""

@@ -489,6 +489,16 @@ class ClientSession:
 
     def _on_opening_error(self, rid: RequestId, error: McpError) -> SessionEvent:
         opening = self._opening
+        if (
+            isinstance(opening, LegacyOpening)
+            and isinstance(error, UnsupportedProtocolVersionError)
+            and choose_version(error.supported, LATEST_VERSION) is not None
+        ):
+            # We fell back too soon (a slow probe answer): the server is modern after all.
+            self._opening = ModernOpening(choose_version(error.supported, LATEST_VERSION) or "")
+            self._send_opening()
+            assert self._opening_id is not None
+            return RequestResent(rid, self._opening_id, "server/discover", str(error))
         if isinstance(opening, ModernOpening):
             if isinstance(error, UnsupportedProtocolVersionError):
                 version = opening.retry_version(error)

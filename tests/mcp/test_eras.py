@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+
 import pytest
 import trio
 
 from opex_trio.errors import McpError
-from opex_trio.mcp.client import ClientOptions
+from opex_trio.mcp.client import ClientOptions, McpClient
 from opex_trio.protocol.versions import LATEST_LEGACY_VERSION, Era
+from opex_trio.transports.base import Transport
+from opex_trio.transports.http import HttpParameters, open_http_transport
+from opex_trio.transports.stdio import StdioParameters, open_stdio_transport
+from tests.transports.support import peers
+from tests.transports.test_interop import first_line, running, wait_listening
 
 from .support import BOUND, stdio_client, test_server_params
 
@@ -34,3 +41,61 @@ async def test_a_pinned_modern_era_does_not_fall_back() -> None:
                 pass  # pragma: no cover - the server cannot open a modern session
         assert info.value.method == "server/discover"
         assert info.value.server == client.name
+
+
+# -- real peers: the official SDK server (both eras) and a legacy npm server
+
+
+def _stdio(argv: list[str], name: str, options: ClientOptions) -> McpClient:
+    params = StdioParameters(argv[0], tuple(argv[1:]), name=name)
+
+    def factory() -> AbstractAsyncContextManager[Transport]:
+        return open_stdio_transport(params)
+
+    return McpClient(factory, name=name, options=options)
+
+
+@pytest.mark.parametrize(
+    ("era", "opened"), [(None, Era.MODERN), (Era.MODERN, Era.MODERN), (Era.LEGACY, Era.LEGACY)]
+)
+async def test_the_sdk_server_over_stdio_in_each_era(era: Era | None, opened: Era) -> None:
+    located = peers()
+    with trio.fail_after(BOUND):
+        async with _stdio(
+            located.sdk_server_command("stdio"), "sdk", ClientOptions(era=era)
+        ) as client:
+            assert client.features is not None and client.features.era is opened
+            assert client.server_info.name == "opex-trio-sdk-peer"
+            assert (await client.call_tool("add", {"a": 2, "b": 40})).text == "42"
+            failed = await client.call_tool("fail", {"message": "on purpose"})
+            assert failed.is_error and "on purpose" in failed.text
+            read = await client.read_resource("peer://greeting")
+            assert read.contents[0].text == "hello"  # type: ignore[union-attr]
+
+
+async def test_the_sdk_server_over_streamable_http_is_detected_as_modern() -> None:
+    located = peers()
+    with trio.fail_after(BOUND):
+        async with running(located.sdk_server_command("streamable-http")) as process:
+            line = await first_line(process)
+            url = line.removeprefix("listening on ").strip()
+            await wait_listening(int(url.rsplit(":", 1)[1].split("/")[0]))
+            params = HttpParameters(url, name="sdk-http")
+
+            def factory() -> AbstractAsyncContextManager[Transport]:
+                return open_http_transport(params)
+
+            options = ClientOptions(era=None)
+            async with McpClient(factory, name="sdk-http", options=options) as client:
+                assert client.features is not None and client.features.era is Era.MODERN
+                assert (await client.call_tool("echo", {"message": "über"})).text == "über"
+
+
+async def test_a_legacy_npm_server_is_detected_as_legacy() -> None:
+    located = peers()
+    with trio.fail_after(BOUND):
+        async with _stdio(
+            located.everything_stdio_command(), "everything", ClientOptions(era=None)
+        ) as client:
+            assert client.features is not None and client.features.era is Era.LEGACY
+            assert (await client.call_tool("echo", {"message": "hi"})).text.endswith("hi")

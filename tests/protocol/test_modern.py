@@ -574,3 +574,24 @@ def test_the_modern_schema_check_catches_a_request_without_meta(mcp_spec: Path) 
     validators = _validators(mcp_spec, "2026-07-28")
     bare = Request(1, "tools/call", {"name": "t", "arguments": {}})
     assert list(validators["ClientRequest"].iter_errors(bare.to_dict()))
+
+
+def test_a_server_that_refuses_initialize_for_a_modern_version_is_opened_modern() -> None:
+    session = ClientSession(era=None)
+    probe(session)
+    session.fall_back_to_legacy("slow to start")
+    (init,) = session.take_outgoing()
+    assert isinstance(init, Request) and init.method == "initialize"
+    error = {
+        "code": -32022,
+        "message": "serving 2026-07-28",
+        "data": {"supported": [LATEST_VERSION]},
+    }
+    (event,) = server_says(session, {"jsonrpc": "2.0", "id": init.id, "error": error})
+    assert isinstance(event, RequestResent)
+    (again,) = session.take_outgoing()
+    assert isinstance(again, Request) and again.method == "server/discover"
+    (opened,) = server_says(
+        session, {"jsonrpc": "2.0", "id": again.id, "result": discover_result()}
+    )
+    assert isinstance(opened, HandshakeComplete) and session.era is Era.MODERN
