@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 import pytest
 import trio
 
-from opex_trio.errors import McpError
+from opex_trio.errors import McpError, ProtocolError
 from opex_trio.mcp.client import ClientOptions, McpClient
 from opex_trio.protocol.versions import LATEST_LEGACY_VERSION, Era
 from opex_trio.transports.base import Transport
@@ -99,3 +99,15 @@ async def test_a_legacy_npm_server_is_detected_as_legacy() -> None:
         ) as client:
             assert client.features is not None and client.features.era is Era.LEGACY
             assert (await client.call_tool("echo", {"message": "hi"})).text.endswith("hi")
+
+
+async def test_ping_works_in_the_modern_era_without_a_ping_method() -> None:
+    located = peers()
+    with trio.fail_after(BOUND):
+        async with _stdio(
+            located.sdk_server_command("stdio"), "sdk", ClientOptions(era=Era.MODERN)
+        ) as client:
+            assert client.features is not None and not client.features.ping
+            await client.ping(timeout=30)
+            with pytest.raises(ProtocolError, match="ping does not exist"):
+                await client.request("ping")
