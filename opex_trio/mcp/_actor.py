@@ -67,6 +67,7 @@ from ..errors import (
 )
 from ..protocol import jsonrpc
 from ..protocol.jsonrpc import Notification, Request, RequestId
+from ..protocol.modern import SubscriptionFilter
 from ..protocol.session import (
     CancelledByServer,
     ClientSession,
@@ -255,6 +256,34 @@ class Actor:
         if self._handshake.error is not None:
             raise self._handshake.error
         self._era = self._session.era
+        self._listen()
+
+    def _listen(self) -> None:
+        """Modern era: open the ``subscriptions/listen`` stream for the list changes offered.
+
+        Its notifications reach subscribers as legacy ones do. It runs again on
+        every new session (a restart, a renewal) and when the server ends it.
+        """
+        session = self._session
+        result = session.initialize_result
+        if session.features is None or session.features.era is not Era.MODERN or result is None:
+            return
+        caps = result.capabilities
+        wanted = SubscriptionFilter(
+            tools_list_changed=caps.list_changed("tools"),
+            prompts_list_changed=caps.list_changed("prompts"),
+            resources_list_changed=caps.list_changed("resources"),
+        )
+        if wanted.empty or session.subscriptions:
+            return
+        request = session.listen(wanted)
+        logger.debug(
+            "MCP server %r: listening for %s as subscription %r",
+            self.name,
+            wanted.to_dict(),
+            request.id,
+        )
+        self._flush()
 
     def _fall_back(self, reason: str) -> None:
         logger.info("MCP server %r speaks the legacy protocol: %s", self.name, reason)
@@ -458,7 +487,11 @@ class Actor:
             received = event.error
             if isinstance(received, McpError):
                 received = received.located(method=event.method, server=self.name)
-            event.context.fail(received)
+            if event.context is None:
+                # A request of the actor's own (the listen stream) has no caller.
+                logger.warning("MCP server %r: %s failed: %s", self.name, event.method, received)
+            else:
+                event.context.fail(received)
         elif isinstance(event, ProgressReceived):
             self._notices.on_progress(event)
         elif isinstance(event, LogReceived):
@@ -500,7 +533,16 @@ class Actor:
             )
         elif isinstance(event, SubscriptionEnded):
             logger.info("MCP server %r closed subscription %r", self.name, event.subscription_id)
-        elif isinstance(event, RequestHandled | SubscriptionAcknowledged):
+            if not self._done.is_set():
+                self._listen()
+        elif isinstance(event, SubscriptionAcknowledged):
+            logger.debug(
+                "MCP server %r acknowledged subscription %r: %s",
+                self.name,
+                event.subscription_id,
+                event.granted.to_dict(),
+            )
+        elif isinstance(event, RequestHandled):
             pass
 
     def _flush(self) -> None:

@@ -33,7 +33,8 @@ from ..errors import (
     TransportBrokenError,
     TransportClosedError,
 )
-from ..protocol.jsonrpc import Request, RequestId
+from ..protocol.headers import standard_headers
+from ..protocol.jsonrpc import Notification, Request, RequestId
 from ..protocol.modern import PROTOCOL_VERSION_KEY
 from ._http_body import close_body_with_response
 from ._http_params import HttpParameters, safe_url
@@ -133,8 +134,8 @@ class HttpConnection:
         else:
             await self.deliver(RequestFailure(message.id, error))
 
-    def headers(self, accept: str, message: Request | None = None) -> dict[str, str]:
-        """The headers of a request: the user's, credentials, session and version."""
+    def headers(self, accept: str, message: Request | Notification | None = None) -> dict[str, str]:
+        """The headers of a request: the user's, credentials, session, version, method and name."""
         headers = dict(self.params.headers)
         headers["Accept"] = accept
         if self.params.auth_token is not None:
@@ -148,8 +149,11 @@ class HttpConnection:
             version = meta[PROTOCOL_VERSION_KEY]
         if version is not None and self.mode != "sse":
             headers["MCP-Protocol-Version"] = version
+        if message is not None and self.mode != "sse":
+            # Mcp-Method (and Mcp-Name) let intermediaries route without reading the body.
+            headers.update(standard_headers(message.method, message.params))
         if (
-            message is not None
+            isinstance(message, Request)
             and message.method == "tools/call"
             and self.params.execution_id is not None
         ):

@@ -111,3 +111,23 @@ async def test_ping_works_in_the_modern_era_without_a_ping_method() -> None:
             await client.ping(timeout=30)
             with pytest.raises(ProtocolError, match="ping does not exist"):
                 await client.request("ping")
+
+
+async def test_a_modern_session_listens_for_the_list_changes_the_server_offers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    located = peers()
+    caplog.set_level("DEBUG", logger="opex_trio.mcp")
+    with trio.fail_after(BOUND):
+        async with _stdio(
+            located.sdk_server_command("stdio"), "sdk", ClientOptions(era=Era.MODERN)
+        ) as client:
+            assert client.capabilities.list_changed("tools")
+            # A request answered after the listen request shows the server took it in.
+            assert (await client.call_tool("echo", {"message": "after"})).text == "after"
+    messages = [r.getMessage() for r in caplog.records]
+    # The stream was asked for what the server offers, and the server did not refuse it.
+    listening = [m for m in messages if "listening for" in m]
+    assert len(listening) == 1
+    assert all(k in listening[0] for k in ("toolsListChanged", "promptsListChanged"))
+    assert not [m for m in messages if "subscriptions/listen failed" in m]
