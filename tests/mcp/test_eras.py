@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
 import pytest
 import trio
 
 from opex_trio.errors import McpError, ProtocolError
 from opex_trio.mcp.client import ClientOptions, McpClient
+from opex_trio.mcp.manager import SessionManager
+from opex_trio.mcp.options import ServerOptions
 from opex_trio.protocol.versions import LATEST_LEGACY_VERSION, Era
 from opex_trio.transports.base import Transport
 from opex_trio.transports.http import HttpParameters, open_http_transport
@@ -131,3 +134,48 @@ async def test_a_modern_session_listens_for_the_list_changes_the_server_offers(
     assert len(listening) == 1
     assert all(k in listening[0] for k in ("toolsListChanged", "promptsListChanged"))
     assert not [m for m in messages if "subscriptions/listen failed" in m]
+
+
+async def _http_url(process: trio.Process) -> str:
+    line = await first_line(process)
+    url = line.removeprefix("listening on ").strip()
+    await wait_listening(int(url.rsplit(":", 1)[1].split("/")[0]))
+    return url
+
+
+async def test_one_manager_serves_both_eras_side_by_side() -> None:
+    """The SDK server (stdio, HTTP), FastMCP over HTTP and a legacy npm server, each detected."""
+    located = peers()
+    fastmcp = [
+        located.sdk_server_command("stdio")[0],
+        str(Path(__file__).with_name("fastmcp_server.py")),
+    ]
+    options = ServerOptions(client=ClientOptions(era=None))
+    with trio.fail_after(BOUND * 2):
+        async with (
+            running(located.sdk_server_command("streamable-http")) as sdk_http,
+            running(fastmcp) as fast,
+        ):
+            sdk_url, fast_url = await _http_url(sdk_http), await _http_url(fast)
+            async with SessionManager(options=options) as manager:
+                sdk_argv = located.sdk_server_command("stdio")
+                everything = located.everything_stdio_command()
+                ids = {
+                    "sdk-stdio": {"command": sdk_argv[0], "args": sdk_argv[1:]},
+                    "sdk-http": {"url": sdk_url},
+                    "fastmcp": {"url": fast_url},
+                    "everything": {"command": everything[0], "args": everything[1:]},
+                }
+                for name, config in ids.items():
+                    await manager.add_server(config, name=name)
+                await manager.wait_ready(*ids, timeout=BOUND)
+                eras = {s.id: s.protocol_version for s in manager.servers()}
+                assert eras["sdk-stdio"] == eras["sdk-http"] == eras["fastmcp"] == "2026-07-28"
+                assert eras["everything"] in ("2025-11-25", "2025-06-18", "2025-03-26")
+                added = await manager.call_tool("sdk-stdio", "add", {"a": 1, "b": 2})
+                assert added.text == "3"
+                assert (await manager.call_tool("sdk-http", "echo", {"message": "e"})).text == "e"
+                product = await manager.call_tool("fastmcp", "multiply", {"a": 6, "b": 7})
+                assert product.text == "42"
+                echoed = await manager.call_tool("everything", "echo", {"message": "hi"})
+                assert echoed.text.endswith("hi")
