@@ -67,10 +67,8 @@ from ..errors import (
 )
 from ..protocol import jsonrpc
 from ..protocol.jsonrpc import Notification, Request, RequestId
-from ..protocol.modern import SubscriptionFilter
 from ..protocol.session import (
     CancelledByServer,
-    ClientSession,
     EraDetected,
     ErrorReceived,
     HandshakeComplete,
@@ -94,6 +92,7 @@ from ..protocol.session import (
 from ..protocol.versions import Era
 from ..transports.base import Outgoing, RequestFailure, Transport, TransportFactory
 from ._deadlines import TIMED_OUT, Deadlines
+from ._eras import listen_filter, new_session
 from ._inbound import Notices, answer
 from ._options import ClientOptions, Notice, SessionRenewed
 from ._reply import Reply
@@ -121,7 +120,7 @@ class Actor:
         self.options = options or ClientOptions()
         self._factory = transport_factory
         self._era: Era | None = None
-        self._session = self._new_session()
+        self._session = new_session(self.options, self._era)
         self._mailbox_send, self._mailbox_recv = trio.open_memory_channel[Outgoing](
             self.options.mailbox_size
         )
@@ -215,17 +214,6 @@ class Actor:
         self._flush()
         reply.fail(TIMED_OUT)
 
-    def _new_session(self) -> ClientSession:
-        options = self.options
-        # An era detected once holds for this server's life: a renewed session pins it.
-        return ClientSession(
-            client_info=options.client_info,
-            capabilities=options.capabilities(),
-            protocol_version=options.protocol_version,
-            era=self._era if self._era is not None else options.era,
-            modern_version=options.modern_version,
-        )
-
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
             self._error = error
@@ -259,31 +247,13 @@ class Actor:
         self._listen()
 
     def _listen(self) -> None:
-        """Modern era: open the ``subscriptions/listen`` stream for the list changes offered.
-
-        Its notifications reach subscribers as legacy ones do. It runs again on
-        every new session (a restart, a renewal) and when the server ends it.
-        """
-        session = self._session
-        result = session.initialize_result
-        if session.features is None or session.features.era is not Era.MODERN or result is None:
-            return
-        caps = result.capabilities
-        wanted = SubscriptionFilter(
-            tools_list_changed=caps.list_changed("tools"),
-            prompts_list_changed=caps.list_changed("prompts"),
-            resources_list_changed=caps.list_changed("resources"),
-        )
-        if wanted.empty or session.subscriptions:
-            return
-        request = session.listen(wanted)
-        logger.debug(
-            "MCP server %r: listening for %s as subscription %r",
-            self.name,
-            wanted.to_dict(),
-            request.id,
-        )
-        self._flush()
+        # Modern era: list changes come on a subscriptions/listen stream, opened
+        # on every new session (restart, renewal) and again when the server ends it.
+        wanted = listen_filter(self._session)
+        if wanted is not None:
+            request = self._session.listen(wanted)
+            logger.debug("MCP server %r: listening for %s as %r", self.name, wanted, request.id)
+            self._flush()
 
     def _fall_back(self, reason: str) -> None:
         logger.info("MCP server %r speaks the legacy protocol: %s", self.name, reason)
@@ -376,7 +346,7 @@ class Actor:
         try:
             old = self._session
             self._abandon(error)
-            self._session = self._new_session()
+            self._session = new_session(self.options, self._era)
             # Ids go on from the old session, so its late answers match nothing.
             self._session.next_id = old.next_id
             self._stale_below = int(old.next_id())
@@ -524,24 +494,13 @@ class Actor:
         elif isinstance(event, EraDetected):
             logger.info("MCP server %r speaks the legacy protocol: %s", self.name, event.reason)
         elif isinstance(event, RequestResent):
-            logger.debug(
-                "MCP server %r: %s sent again as %r (%s)",
-                self.name,
-                event.method,
-                event.new_id,
-                event.reason,
-            )
+            logger.debug("MCP server %r: sent again: %s", self.name, event)
         elif isinstance(event, SubscriptionEnded):
             logger.info("MCP server %r closed subscription %r", self.name, event.subscription_id)
             if not self._done.is_set():
                 self._listen()
         elif isinstance(event, SubscriptionAcknowledged):
-            logger.debug(
-                "MCP server %r acknowledged subscription %r: %s",
-                self.name,
-                event.subscription_id,
-                event.granted.to_dict(),
-            )
+            logger.debug("MCP server %r acknowledged %s", self.name, event)
         elif isinstance(event, RequestHandled):
             pass
 

@@ -132,7 +132,7 @@ async def test_a_modern_session_listens_for_the_list_changes_the_server_offers(
     # The stream was asked for what the server offers, and the server did not refuse it.
     listening = [m for m in messages if "listening for" in m]
     assert len(listening) == 1
-    assert all(k in listening[0] for k in ("toolsListChanged", "promptsListChanged"))
+    assert all(k in listening[0] for k in ("tools_list_changed=True", "prompts_list_changed=True"))
     assert not [m for m in messages if "subscriptions/listen failed" in m]
 
 
