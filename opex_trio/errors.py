@@ -21,6 +21,9 @@ specific class below, with the original chained as ``__cause__``.
     ├── TransportError                        the connection to an MCP server
     │   ├── TransportClosedError              closed by us; using it later is a bug
     │   ├── TransportAuthError                the server refused our credentials (401, 403)
+    │   │   └── AuthorizationError            getting an OAuth access token for it failed
+    │   │       ├── IssuerMismatchError       an authorization server is not the issuer it claims
+    │   │       └── ResourceMismatchError     metadata names another resource than the server
     │   └── TransportBrokenError              broken by the peer or the network
     │       ├── ServerExitedError             a stdio server process exited
     │       ├── SessionExpiredError           an HTTP server forgot our session (404)
@@ -66,10 +69,12 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
+    "AuthorizationError",
     "BadRequestError",
     "ConfigError",
     "HeaderMismatchError",
     "HealthCheckError",
+    "IssuerMismatchError",
     "LLMError",
     "McpError",
     "MessageTooLargeError",
@@ -80,6 +85,7 @@ __all__ = [
     "ProtocolError",
     "RateLimitError",
     "RequestTimeoutError",
+    "ResourceMismatchError",
     "ServerError",
     "ServerExitedError",
     "ServerUnavailableError",
@@ -317,6 +323,36 @@ class TransportAuthError(TransportError):
         self.server = server
         self.status = status
         self.www_authenticate = www_authenticate
+
+
+class AuthorizationError(TransportAuthError):
+    """Getting an OAuth access token for a remote MCP server failed, or was refused on purpose.
+
+    ``reason`` is a short stable word a program can test (``"discovery"``,
+    ``"pkce"``, ``"state"``, ``"insecure"``, ``"token"``, ``"registration"``,
+    ``"step-up"``, ``"extra"``, ...). Tokens, codes, verifiers, client secrets
+    and keys are never part of the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        server: str | None = None,
+        status: int | None = None,
+        www_authenticate: str | None = None,
+    ) -> None:
+        super().__init__(message, server=server, status=status, www_authenticate=www_authenticate)
+        self.reason = reason
+
+
+class IssuerMismatchError(AuthorizationError):
+    """An authorization server's metadata or redirect named another issuer than expected."""
+
+
+class ResourceMismatchError(AuthorizationError):
+    """Protected-resource metadata names another resource than the MCP server it came from."""
 
 
 class TransportBrokenError(TransportError):

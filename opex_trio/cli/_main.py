@@ -37,6 +37,7 @@ import trio
 from .._exceptions import leaves
 from ..errors import ConfigError, LLMError, ServerUnavailableError
 from ._args import build_parser, merge
+from ._auth import run_auth
 from ._chat import chat_command, run_command
 from ._errors import (
     EXIT_HANGUP,
@@ -61,6 +62,8 @@ async def _dispatch(args: argparse.Namespace, ui: Ui, interrupts: Interrupts) ->
         return await chat_command(args, ui, interrupts)
     if args.command == "tools":
         return await tools_command(args, ui)
+    if args.command == "auth":
+        return await run_auth(args, show=ui.notice)
     return await servers_command(args, ui)
 
 

@@ -56,6 +56,7 @@ from ..protocol.types import ElicitParams, ElicitResult, Implementation, Tool
 from ..protocol.versions import LEGACY_VERSIONS, MODERN_VERSIONS, Era
 from ..transports.base import Transport
 from ..transports.http import HttpParameters, open_http_transport
+from ._conformance_auth import oauth_for
 
 __all__ = ["defaults_of", "main", "run_scenario", "sample_arguments"]
 
@@ -155,6 +156,7 @@ async def run_scenario(url: str, scenario: str) -> None:
         url,
         name=f"conformance {scenario or 'server'}",
         auth_token=token if isinstance(token, str) and token else None,
+        auth=oauth_for(scenario, context, url),
     )
 
     def factory() -> AbstractAsyncContextManager[Transport]:
