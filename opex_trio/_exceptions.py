@@ -21,13 +21,20 @@ cause, with no frames anywhere in its chain.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import trio
 
-__all__ = ["copy_error", "detached", "leaves", "unwrap_single"]
+__all__ = [
+    "copy_error",
+    "detached",
+    "leaves",
+    "one_exception",
+    "raise_unchanged",
+    "unwrap_single",
+]
 
 E = TypeVar("E", bound=BaseException)
 
@@ -84,3 +91,71 @@ def unwrap_single() -> Iterator[None]:
         if not real and len(found) == 1:
             raise found[0] from found[0].__cause__
         raise
+
+
+def _rank(exc: BaseException) -> int:
+    # KeyboardInterrupt and SystemExit first, then errors, then cancellation.
+    if isinstance(exc, trio.Cancelled):
+        return 2
+    return 1 if isinstance(exc, Exception) else 0
+
+
+def raise_unchanged(exc: BaseException) -> NoReturn:
+    """Raise ``exc`` again with its own cause and context, not the group it was found in."""
+    cause, context, suppress = exc.__cause__, exc.__context__, exc.__suppress_context__
+    try:
+        raise exc
+    finally:
+        exc.__cause__, exc.__context__, exc.__suppress_context__ = cause, context, suppress
+
+
+def _is_copy_of(member: BaseException, target: BaseException) -> bool:
+    # Trio's cancel scopes rebuild the groups they pass (to strip Cancelled),
+    # so a group of the caller's own comes back as a copy with the same leaves.
+    if member is target:
+        return True
+    if type(member) is not type(target) or not isinstance(member, BaseExceptionGroup):
+        return False
+    assert isinstance(target, BaseExceptionGroup)
+    mine, theirs = leaves(member), leaves(target)
+    return (
+        member.message == target.message
+        and len(mine) == len(theirs)
+        and all(a is b for a, b in zip(mine, theirs, strict=True))
+    )
+
+
+def _holds(group: BaseExceptionGroup[BaseException], target: BaseException) -> bool:
+    return any(
+        _is_copy_of(member, target)
+        or (isinstance(member, BaseExceptionGroup) and _holds(member, target))
+        for member in group.exceptions
+    )
+
+
+@contextmanager
+def one_exception(raised_by_block: Sequence[BaseException] = ()) -> Iterator[None]:
+    """Re-raise whatever group escapes as the one exception a caller would catch.
+
+    ``raised_by_block`` holds what the caller's own code raised inside (the
+    caller fills it while the context runs): when that very object is in the
+    group and is not a cancellation, it is raised as it is, even if it is a
+    group of the caller's own. Otherwise the first
+    ``KeyboardInterrupt``/``SystemExit``, else the first error, else the first
+    ``Cancelled``, raised as the object it is. Other errors in the group are
+    named in a note on it rather than lost without a word.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        for own in raised_by_block:
+            if not isinstance(own, trio.Cancelled) and _holds(group, own):
+                raise_unchanged(own)
+        found = sorted(leaves(group), key=_rank)
+        chosen = found[0]
+        others = [e for e in found[1:] if not isinstance(e, trio.Cancelled) and e is not chosen]
+        if others:
+            named = "; ".join(f"{type(e).__name__}: {e}" for e in others[:5])
+            more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+            chosen.add_note(f"raised together with {named}{more}")
+        raise_unchanged(chosen)
