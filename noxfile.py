@@ -43,6 +43,10 @@ TEST_ENV = {"OPEX_REQUIRE_PEERS": "1"}
 
 CONFORMANCE_CLIENT = "python -m opex_trio.testing.conformance_client"
 
+# What the `tests` sessions leave to others: the heavy llama.cpp peers (`interop`)
+# and the conformance scenarios that the `conformance` session runs in full.
+UNIT_MARKERS = "not interop and not conformance"
+
 nox.needs_version = ">=2026.10.20"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = False  # the `matrix` session reports them
@@ -100,7 +104,7 @@ def tests(session: nox.Session) -> None:
     """The test suite against the latest dependency versions (the ``interop`` tests excepted)."""
     session.install(".[test]")
     install_peers(session)
-    run_pytest(session, "-m", "not interop")
+    run_pytest(session, "-m", UNIT_MARKERS)
 
 
 @nox.session(python=LOWEST_PYTHON, tags=["ci"])
@@ -117,7 +121,7 @@ def tests_lowest(session: nox.Session) -> None:
     session.run("python", "-m", "pip", "check")
     check_installed(session, pins)
     install_peers(session)
-    run_pytest(session, "-m", "not interop")
+    run_pytest(session, "-m", UNIT_MARKERS)
 
 
 # The Temporal CLI with its dev server, from PyPI; the durable-chat tests start it.
