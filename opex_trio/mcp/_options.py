@@ -98,6 +98,10 @@ class ClientOptions:
     ``on_log`` receives the server's log messages (they also go to the
     ``opex_trio.mcp`` logger). ``mailbox_size`` bounds the queue of messages
     waiting for the writer.
+
+    With ``reset_on_progress``, a request's timeout is an idle deadline: each
+    progress notification of the request restarts it, and ``max_total_timeout``
+    (``None``: no bound) bounds the whole request. A call can choose otherwise.
     """
 
     client_info: Implementation | None = None
@@ -109,6 +113,8 @@ class ClientOptions:
     elicitation_handler: ElicitationHandler | None = None
     on_log: Callable[[LoggingMessageParams], object] | None = None
     mailbox_size: int = 256
+    reset_on_progress: bool = False
+    max_total_timeout: float | None = None
 
     def capabilities(self) -> dict[str, Any]:
         """The client capabilities object these options declare."""
