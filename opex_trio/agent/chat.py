@@ -162,6 +162,10 @@ class Chat:
     receives a :class:`ToolProgress` for each progress report of a running MCP
     tool call; it runs in the task that reads the server's messages, so it
     must return quickly (an ``async`` one runs in the background).
+    With ``reset_tool_timeout_on_progress``, ``tool_timeout`` is the time an
+    MCP tool may go without reporting progress, and ``max_tool_timeout``
+    (``None``: no bound) bounds every tool call as a whole, the program's own
+    tools included.
     """
 
     def __init__(
@@ -183,6 +187,8 @@ class Chat:
         strict_tools: bool = False,
         tool_images: Literal["describe", "attach"] = "describe",
         on_progress: OnProgress | None = None,
+        reset_tool_timeout_on_progress: bool = False,
+        max_tool_timeout: float | None = None,
     ) -> None:
         if custom_tools and custom_tool_executor is None:
             raise ConfigError("custom_tools need a custom_tool_executor to run them")
@@ -206,6 +212,8 @@ class Chat:
         self.strict_tools = strict_tools
         self.tool_images = tool_images
         self.on_progress = on_progress
+        self.reset_tool_timeout_on_progress = reset_tool_timeout_on_progress
+        self.max_tool_timeout = max_tool_timeout
         self._index_key: Any = None
         self._index: ToolIndex | None = None
         # Fail on bad custom tools now, not at the first turn.

@@ -348,23 +348,52 @@ class SessionManager:
         *,
         timeout: float | Literal["default"] | None = "default",
         progress: ProgressCallback | None = None,
+        reset_on_progress: bool | None = None,
+        max_total_timeout: float | Literal["default"] | None = "default",
     ) -> CallToolResult:
         """Call a tool of one server by its own name.
 
         Waits for the server within the call's deadline (``timeout``, by
         default the server's ``call_timeout``); see the module docstring for
-        what happens when the server dies during the call.
+        what happens when the server dies during the call. With
+        ``reset_on_progress`` (by default that of the server's
+        :class:`~opex_trio.mcp.client.ClientOptions`) ``timeout`` is an idle
+        deadline each progress report restarts, and ``max_total_timeout`` (by
+        default the server's) bounds the whole call.
         """
         self._sup()
         entry = self._entry(server_id)
         seconds = entry.options.call_timeout if timeout == "default" else timeout
-        deadline = math.inf if seconds is None else trio.current_time() + seconds
+        start = trio.current_time()
+        deadline = math.inf if seconds is None else start + seconds
+        client_options = entry.options.client
+        if reset_on_progress is None:
+            reset_on_progress = client_options.reset_on_progress
+        reset = reset_on_progress and seconds is not None
+        total = (
+            client_options.max_total_timeout
+            if max_total_timeout == "default"
+            else max_total_timeout
+        )
+        hard = math.inf if not reset or total is None else start + total
         resent = 0
         while True:
-            client = await self._ready_client(entry, deadline)
-            remaining = None if deadline == math.inf else max(deadline - trio.current_time(), 0)
+            client = await self._ready_client(entry, min(deadline, hard))
+            now = trio.current_time()
             try:
-                return await client.call_tool(name, arguments, timeout=remaining, progress=progress)
+                if reset:
+                    return await client.call_tool(
+                        name,
+                        arguments,
+                        timeout=seconds,
+                        progress=progress,
+                        reset_on_progress=True,
+                        max_total_timeout=None if hard == math.inf else max(hard - now, 0),
+                    )
+                remaining = None if deadline == math.inf else max(deadline - now, 0)
+                return await client.call_tool(
+                    name, arguments, timeout=remaining, progress=progress, reset_on_progress=False
+                )
             except RequestTimeoutError:
                 raise
             except TransportError:
@@ -385,14 +414,22 @@ class SessionManager:
         *,
         timeout: float | Literal["default"] | None = "default",
         progress: ProgressCallback | None = None,
+        reset_on_progress: bool | None = None,
+        max_total_timeout: float | Literal["default"] | None = "default",
     ) -> CallToolResult:
-        """Call a tool by its registry name."""
+        """Call a tool by its registry name; the options are those of :meth:`call_tool`."""
         self._sup()
         registered = self._registry.get(registry_name)
         if registered is None:
             raise ConfigError(f"no tool named {registry_name!r} in the registry")
         return await self.call_tool(
-            registered.server, registered.tool.name, arguments, timeout=timeout, progress=progress
+            registered.server,
+            registered.tool.name,
+            arguments,
+            timeout=timeout,
+            progress=progress,
+            reset_on_progress=reset_on_progress,
+            max_total_timeout=max_total_timeout,
         )
 
     def tools(self, *server_ids: str) -> dict[str, RegisteredTool]:
