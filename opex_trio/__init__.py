@@ -49,6 +49,7 @@ from .errors import APIConnectionError as APIConnectionError
 from .errors import APIStatusError as APIStatusError
 from .errors import APITimeoutError as APITimeoutError
 from .errors import AuthenticationError as AuthenticationError
+from .errors import CapabilityError as CapabilityError
 from .errors import ConfigError as ConfigError
 from .errors import LLMError as LLMError
 from .errors import McpError as McpError
@@ -106,6 +107,7 @@ __all__ = [
     "APITimeoutError",
     "Approve",
     "AuthenticationError",
+    "CapabilityError",
     "Chat",
     "ChatCompletion",
     "ChatEvent",

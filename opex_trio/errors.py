@@ -13,6 +13,7 @@ specific class below, with the original chained as ``__cause__``.
     │   ├── MessageTooLargeError              a message over the configured size limit
     │   └── VersionNegotiationError           no protocol version both sides speak
     ├── McpError                              a JSON-RPC error *received* from a server
+    ├── CapabilityError                       a request needs a capability a side did not declare
     ├── RequestTimeoutError (TimeoutError)    an MCP request's deadline passed
     ├── TransportError                        the connection to an MCP server
     │   ├── TransportClosedError              closed by us; using it later is a bug
@@ -63,6 +64,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "CapabilityError",
     "ConfigError",
     "HealthCheckError",
     "LLMError",
@@ -174,6 +176,27 @@ class McpError(OpexError):
         where = f" from {server!r}" if server else ""
         what = f" for {method}" if method else ""
         super().__init__(f"MCP error {code}{where}{what}: {message}")
+
+
+class CapabilityError(OpexError):
+    """A request needs a capability that was not declared, so it was not sent.
+
+    ``capability`` names it (``"prompts"``, ``"resources.subscribe"``,
+    ``"tasks"`` ...), ``method`` is the request and ``server`` the server.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        capability: str,
+        method: str | None = None,
+        server: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.capability = capability
+        self.method = method
+        self.server = server
 
 
 class RequestTimeoutError(OpexError, TimeoutError):

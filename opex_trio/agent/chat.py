@@ -235,6 +235,9 @@ class Chat:
             return self._index
         by_server: dict[str, list[Tool]] = {}
         for registered in registry.values():
+            # Such a tool runs only as a task, which this client cannot run yet.
+            if registered.tool.task_support == "required":
+                continue
             by_server.setdefault(registered.server, []).append(registered.tool)
         index = ToolIndex.from_servers(by_server, self.custom_tools, strict=self.strict_tools)
         self._index, self._index_key = index, key

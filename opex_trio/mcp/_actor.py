@@ -89,7 +89,7 @@ from ..protocol.session import (
 from ..transports.base import Outgoing, RequestFailure, Transport, TransportFactory
 from ._deadlines import TIMED_OUT, Deadlines
 from ._inbound import Notices, answer
-from ._options import ClientOptions, Notice, SessionRenewed
+from ._options import ClientOptions, Notice, RequestingServer, SessionRenewed
 from ._reply import Reply
 
 __all__ = ["Actor"]
@@ -506,7 +506,7 @@ class Actor:
         with trio.CancelScope() as scope:
             self._server_tasks[request.id] = scope
             try:
-                result = await answer(self.options, request)
+                result = await answer(self.options, request, self._requesting_server())
             except McpError as exc:
                 self._session.respond_error(request.id, exc.code, exc.message, exc.data)
             except ProtocolError as exc:
@@ -523,6 +523,14 @@ class Actor:
             finally:
                 self._server_tasks.pop(request.id, None)
                 self._flush()
+
+    def _requesting_server(self) -> RequestingServer:
+        opened = self._session.initialize_result
+        return RequestingServer(
+            self.name,
+            opened.server_info if opened is not None else None,
+            self._session.protocol_version,
+        )
 
     # -- the calls' side of a failure
 

@@ -33,7 +33,13 @@ import attrs
 import trio
 
 from .._exceptions import copy_error
-from ..errors import ConfigError, ProtocolError, RequestTimeoutError, TransportClosedError
+from ..errors import (
+    CapabilityError,
+    ConfigError,
+    ProtocolError,
+    RequestTimeoutError,
+    TransportClosedError,
+)
 from ..protocol.jsonrpc import RequestId
 from ..protocol.types import (
     CallToolResult,
@@ -64,6 +70,7 @@ from ._options import (
     ElicitationHandler,
     Notice,
     ProgressCallback,
+    RequestingServer,
     RootsProvider,
     SamplingHandler,
     SessionRenewed,
@@ -76,6 +83,7 @@ __all__ = [
     "McpClient",
     "Notice",
     "ProgressCallback",
+    "RequestingServer",
     "RootsProvider",
     "SamplingHandler",
     "SessionRenewed",
@@ -84,6 +92,13 @@ __all__ = [
 logger = logging.getLogger("opex_trio.mcp")
 
 _MAX_PAGES = 10_000
+
+_LISTING_CAPABILITY = {
+    "resources/list": "resources",
+    "resources/templates/list": "resources",
+    "prompts/list": "prompts",
+}
+"""Listings a server offers only with a capability (tools are listed regardless)."""
 
 Timeout: TypeAlias = float | Literal["default"] | None
 """Seconds, ``None`` for no deadline, or ``"default"`` for the client's option."""
@@ -384,15 +399,18 @@ class McpClient(Actor):
 
     async def read_resource(self, uri: str, *, timeout: Timeout = "default") -> ReadResourceResult:
         """Read one resource."""
+        self._require("resources", "resources/read")
         result = await self.request("resources/read", {"uri": uri}, timeout=timeout)
         return ReadResourceResult.from_dict(result)
 
     async def subscribe_resource(self, uri: str, *, timeout: Timeout = "default") -> None:
         """Ask for ``notifications/resources/updated`` when ``uri`` changes."""
+        self._require("resources", "resources/subscribe", "subscribe")
         await self.request("resources/subscribe", {"uri": uri}, timeout=timeout)
 
     async def unsubscribe_resource(self, uri: str, *, timeout: Timeout = "default") -> None:
         """Stop updates for ``uri``."""
+        self._require("resources", "resources/unsubscribe", "subscribe")
         await self.request("resources/unsubscribe", {"uri": uri}, timeout=timeout)
 
     async def list_prompts(self, *, timeout: Timeout = "default") -> list[Prompt]:
@@ -408,6 +426,7 @@ class McpClient(Actor):
         timeout: Timeout = "default",
     ) -> GetPromptResult:
         """Render a prompt with its arguments."""
+        self._require("prompts", "prompts/get")
         params: dict[str, Any] = {"name": name}
         if arguments:
             params["arguments"] = dict(arguments)
@@ -427,6 +446,7 @@ class McpClient(Actor):
         ``ref`` is ``{"type": "ref/prompt", "name": ...}`` or
         ``{"type": "ref/resource", "uri": ...}``.
         """
+        self._require("completions", "completion/complete")
         params: dict[str, Any] = {"ref": dict(ref), "argument": {"name": argument, "value": value}}
         if context_arguments:
             params["context"] = {"arguments": dict(context_arguments)}
@@ -439,11 +459,35 @@ class McpClient(Actor):
             raise ConfigError(
                 f"unknown logging level {level!r}; use one of {', '.join(LOG_LEVELS)}"
             )
+        self._require("logging", "logging/setLevel")
         await self.request("logging/setLevel", {"level": level}, timeout=timeout)
+
+    def _require(self, capability: str, method: str, feature: str | None = None) -> None:
+        """Refuse ``method`` at once when the server did not declare what it needs.
+
+        The typed methods check; :meth:`request` sends anything.
+        """
+        result = self._session.initialize_result
+        if result is None:
+            return  # a new session is opening; its answer decides
+        declared = getattr(result.capabilities, capability)
+        if declared is not None and (feature is None or declared.get(feature) is True):
+            return
+        name = capability if feature is None else f"{capability}.{feature}"
+        raise CapabilityError(
+            f"MCP server {self.name!r} did not declare the {name!r} capability, "
+            f"so {method} was not sent",
+            capability=name,
+            method=method,
+            server=self.name,
+        )
 
     async def _pages(self, method: str, page_type: type[Any], timeout: Timeout) -> list[Any]:
         """Every page of a listing; ``timeout`` bounds them all together."""
         self._check_usable()
+        kind = _LISTING_CAPABILITY.get(method)
+        if kind is not None:
+            self._require(kind, method)
         timing = self._timing(timeout, False, None)
         pages: list[McpType] = []
         cursor: str | None = None

@@ -51,6 +51,7 @@ import trio
 from .. import telemetry
 from .._exceptions import detached, one_exception, unwrap_single
 from ..errors import (
+    CapabilityError,
     ConfigError,
     HealthCheckError,
     McpError,
@@ -363,6 +364,7 @@ class SessionManager:
         """
         self._sup()
         entry = self._entry(server_id)
+        _refuse_task_only(entry, name)
         seconds = entry.options.call_timeout if timeout == "default" else timeout
         start = trio.current_time()
         deadline = math.inf if seconds is None else start + seconds
@@ -648,3 +650,17 @@ class SessionManager:
             for (sid, tool_name), tool in sorted(by_key.items())
         }
         self._by_server = {(r.server, r.tool.name): name for name, r in self._registry.items()}
+
+
+def _refuse_task_only(entry: _Server, name: str) -> None:
+    """Refuse a tool the server runs only as a task: this client cannot run tasks yet."""
+    tool = next((t for t in entry.tools if t.name == name), None)
+    if tool is not None and tool.task_support == "required":
+        raise CapabilityError(
+            f"tool {name!r} of MCP server {entry.id!r} runs only as a task "
+            "(execution.taskSupport is 'required'), and this client does not run tasks; "
+            "it was not called",
+            capability="tasks",
+            method="tools/call",
+            server=entry.id,
+        )
