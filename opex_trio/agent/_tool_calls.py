@@ -26,12 +26,14 @@ from ..errors import (
     ConfigError,
     McpError,
     OpexError,
+    ProtocolError,
     RequestTimeoutError,
     ServerUnavailableError,
     TransportError,
     UsageError,
 )
 from ..llm.types import ToolCall
+from ..mcp.output_schema import MISMATCH_META
 from ..protocol.types import CallToolResult, ProgressParams
 from .content import tool_message_content
 from .events import Emit, ToolFinished, ToolOutcome, ToolProgress, ToolResult, ToolStarted
@@ -199,7 +201,9 @@ class TurnTools:
             return finish(self._unknown(name), "unknown_tool", server=None)
         content = tool_message_content(value, max_chars=chat.max_result_chars)
         failed = isinstance(value, CallToolResult) and value.is_error
-        return finish(content, "error" if failed else "ok", raw=value)
+        mismatch = value.meta.get(MISMATCH_META) if failed and value.meta else None
+        error = ProtocolError(str(mismatch)) if mismatch is not None else None
+        return finish(content, "error" if failed else "ok", raw=value, error=error)
 
     def _progress_reporter(
         self, call_id: str, name: str, server: str | None

@@ -78,6 +78,11 @@ from .options import (
     ServerStatus,
     transport_factory,
 )
+from .output_schema import (
+    check_structured_content,
+    output_validation_available,
+    rejected_result,
+)
 
 __all__ = [
     "HealthCheck",
@@ -90,6 +95,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("opex_trio.mcp.manager")
+
+# Checked once: whether results can be checked by default.
+_OUTPUT_CHECKS = output_validation_available()
 
 
 class _Server:
@@ -384,7 +392,7 @@ class SessionManager:
             now = trio.current_time()
             try:
                 if reset:
-                    return await client.call_tool(
+                    result = await client.call_tool(
                         name,
                         arguments,
                         timeout=seconds,
@@ -392,10 +400,16 @@ class SessionManager:
                         reset_on_progress=True,
                         max_total_timeout=None if hard == math.inf else max(hard - now, 0),
                     )
-                remaining = None if deadline == math.inf else max(deadline - now, 0)
-                return await client.call_tool(
-                    name, arguments, timeout=remaining, progress=progress, reset_on_progress=False
-                )
+                else:
+                    remaining = None if deadline == math.inf else max(deadline - now, 0)
+                    result = await client.call_tool(
+                        name,
+                        arguments,
+                        timeout=remaining,
+                        progress=progress,
+                        reset_on_progress=False,
+                    )
+                return _check_output(entry, name, result)
             except RequestTimeoutError:
                 raise
             except TransportError:
@@ -650,6 +664,23 @@ class SessionManager:
             for (sid, tool_name), tool in sorted(by_key.items())
         }
         self._by_server = {(r.server, r.tool.name): name for name, r in self._registry.items()}
+
+
+def _check_output(entry: _Server, name: str, result: CallToolResult) -> CallToolResult:
+    """``result``, or a tool error when its structuredContent breaks the tool's outputSchema."""
+    mode = entry.options.validate_output
+    if mode == "off" or result.is_error:
+        return result
+    if mode is None and not _OUTPUT_CHECKS:
+        return result
+    tool = next((t for t in entry.tools if t.name == name), None)
+    if tool is None or tool.output_schema is None:
+        return result
+    reason = check_structured_content(tool, result)
+    if reason is None:
+        return result
+    logger.warning("MCP server %r: %s", entry.id, reason)
+    return result if mode == "warn" else rejected_result(result, reason)
 
 
 def _refuse_task_only(entry: _Server, name: str) -> None:
