@@ -65,6 +65,7 @@ from .errors import TransportBrokenError as TransportBrokenError
 from .errors import TransportClosedError as TransportClosedError
 from .errors import TransportError as TransportError
 from .errors import UnknownToolError as UnknownToolError
+from .errors import UrlElicitationRequiredError as UrlElicitationRequiredError
 from .errors import UsageError as UsageError
 from .llm import ChatCompletion as ChatCompletion
 from .llm import ChatStream as ChatStream
@@ -166,6 +167,7 @@ __all__ = [
     "TransportError",
     "TurnFinished",
     "UnknownToolError",
+    "UrlElicitationRequiredError",
     "Usage",
     "UsageError",
     "UsageEvent",

@@ -13,6 +13,7 @@ specific class below, with the original chained as ``__cause__``.
     │   ├── MessageTooLargeError              a message over the configured size limit
     │   └── VersionNegotiationError           no protocol version both sides speak
     ├── McpError                              a JSON-RPC error *received* from a server
+    │   └── UrlElicitationRequiredError       -32042: the person must visit a page first
     ├── CapabilityError                       a request needs a capability a side did not declare
     ├── RequestTimeoutError (TimeoutError)    an MCP request's deadline passed
     ├── TransportError                        the connection to an MCP server
@@ -87,8 +88,10 @@ __all__ = [
     "TransportClosedError",
     "TransportError",
     "UnknownToolError",
+    "UrlElicitationRequiredError",
     "UsageError",
     "VersionNegotiationError",
+    "received_error",
 ]
 
 
@@ -176,6 +179,52 @@ class McpError(OpexError):
         where = f" from {server!r}" if server else ""
         what = f" for {method}" if method else ""
         super().__init__(f"MCP error {code}{where}{what}: {message}")
+
+
+class UrlElicitationRequiredError(McpError):
+    """The server needs the person to visit one or more pages before it can answer (-32042).
+
+    ``elicitations`` are the URL-mode elicitations of the error's data (each
+    with ``url``, ``elicitationId`` and ``message``), ``urls`` their pages.
+    :func:`opex_trio.mcp.elicitation.retry_after_url_elicitation` opens them,
+    waits for the server to say they are done, and sends the request again.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        data: Any = None,
+        *,
+        method: str | None = None,
+        server: str | None = None,
+    ) -> None:
+        super().__init__(code, message, data, method=method, server=server)
+        listed = data.get("elicitations") if isinstance(data, Mapping) else None
+        self.elicitations: list[Mapping[str, Any]] = [
+            e for e in listed or () if isinstance(e, Mapping)
+        ]
+
+    @property
+    def urls(self) -> list[str]:
+        """The pages to open, in the server's order."""
+        return [e["url"] for e in self.elicitations if isinstance(e.get("url"), str)]
+
+
+_URL_ELICITATION_REQUIRED = -32042
+
+
+def received_error(
+    code: int,
+    message: str,
+    data: Any = None,
+    *,
+    method: str | None = None,
+    server: str | None = None,
+) -> McpError:
+    """The :class:`McpError` (or the subclass its code names) for an error a server sent."""
+    cls = UrlElicitationRequiredError if code == _URL_ELICITATION_REQUIRED else McpError
+    return cls(code, message, data, method=method, server=server)
 
 
 class CapabilityError(OpexError):

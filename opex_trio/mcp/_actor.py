@@ -64,6 +64,7 @@ from ..errors import (
     RequestTimeoutError,
     SessionExpiredError,
     TransportClosedError,
+    received_error,
 )
 from ..protocol import jsonrpc
 from ..protocol.jsonrpc import Notification, Request, RequestId
@@ -429,7 +430,7 @@ class Actor:
         elif isinstance(event, ErrorReceived):
             received = event.error
             if isinstance(received, McpError):
-                received = McpError(
+                received = received_error(
                     received.code,
                     received.message,
                     received.data,

@@ -25,6 +25,7 @@ from ..protocol.jsonrpc import Request
 from ..protocol.session import LogReceived, ProgressReceived
 from ..protocol.types import CreateMessageParams, ElicitParams, McpType
 from ._options import LOG_LEVELS, ClientOptions, Notice, ProgressCallback, RequestingServer
+from .elicitation import check_answer
 
 __all__ = ["Notices", "answer"]
 
@@ -134,8 +135,16 @@ async def answer(
                 f"elicitation mode {mode!r} was not declared by this client "
                 f"(it declared {', '.join(options.elicitation_modes)})",
             )
-        result = await (elicit(asked, server) if _takes(elicit, 2) else elicit(asked))
-        return _as_dict(result)
+        answered = _as_dict(await (elicit(asked, server) if _takes(elicit, 2) else elicit(asked)))
+        if answered.get("action") == "accept" and mode == "form":
+            problem = check_answer(asked.requested_schema, answered.get("content", {}))
+            if problem is not None:
+                # The handler's mistake: the server gets an error, not a bad answer.
+                raise ConfigError(
+                    f"the elicitation handler's answer does not match the requested schema: "
+                    f"{problem}"
+                )
+        return answered
     raise McpError(jsonrpc.METHOD_NOT_FOUND, f"method not supported: {request.method}")
 
 

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -36,6 +35,7 @@ import trio
 
 from .._version import __version__
 from ..mcp.client import ClientOptions, McpClient
+from ..mcp.elicitation import defaults_of
 from ..protocol.types import ElicitParams, ElicitResult, Implementation
 from ..transports.base import Transport
 from ..transports.http import HttpParameters, open_http_transport
@@ -45,16 +45,6 @@ __all__ = ["defaults_of", "main", "run_scenario"]
 logger = logging.getLogger("opex_trio.testing.conformance_client")
 
 _BOUND = 60.0
-
-
-def defaults_of(schema: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``default`` of every property of an elicitation's requested schema."""
-    properties = (schema or {}).get("properties") or {}
-    return {
-        name: spec["default"]
-        for name, spec in properties.items()
-        if isinstance(spec, Mapping) and "default" in spec
-    }
 
 
 async def _accept_with_defaults(params: ElicitParams) -> ElicitResult:
