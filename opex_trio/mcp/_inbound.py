@@ -24,7 +24,14 @@ from ..protocol import jsonrpc
 from ..protocol.jsonrpc import Request
 from ..protocol.session import LogReceived, ProgressReceived
 from ..protocol.types import CreateMessageParams, ElicitParams, McpType
-from ._options import LOG_LEVELS, ClientOptions, Notice, ProgressCallback, RequestingServer
+from ._options import (
+    LOG_LEVELS,
+    ClientOptions,
+    Notice,
+    ProgressCallback,
+    RequestingServer,
+    checked_roots,
+)
 from .elicitation import check_answer
 
 __all__ = ["Notices", "answer"]
@@ -118,7 +125,7 @@ async def answer(
             listed = await (roots(server) if _takes(roots, 1) else roots())
         else:
             listed = roots or ()
-        return {"roots": [_as_dict(r) for r in listed]}
+        return {"roots": checked_roots(listed)}
     if request.method == "sampling/createMessage" and options.sampling_handler is not None:
         sample: Any = options.sampling_handler
         message = CreateMessageParams.from_dict(params)

@@ -113,6 +113,22 @@ LOG_LEVELS = {
 """The MCP log levels, and the Python logging level each is logged at."""
 
 
+def checked_roots(roots: Any) -> list[dict[str, Any]]:
+    """``roots`` as ``roots/list`` sends them; :class:`ConfigError` unless each is a file:// URI."""
+    if isinstance(roots, str | bytes | Mapping) or not isinstance(roots, Sequence):
+        raise ConfigError(f"roots must be a list of roots, got {type(roots).__name__}")
+    listed = []
+    for root in roots:
+        item = root.to_dict() if isinstance(root, Root) else root
+        uri = item.get("uri") if isinstance(item, Mapping) else None
+        if not isinstance(uri, str) or not uri.startswith("file://"):
+            raise ConfigError(
+                f"a root must be a file:// URI (the protocol allows no other), got {root!r}"
+            )
+        listed.append(dict(item))
+    return listed
+
+
 def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
@@ -141,7 +157,7 @@ class ClientOptions:
     protocol_version: str = LATEST_LEGACY_VERSION
     request_timeout: float | None = 60.0
     init_timeout: float = 30.0
-    roots: RootsProvider | None = None
+    roots: RootsProvider | None = attrs.field(default=None)
     sampling_handler: SamplingHandler | None = None
     elicitation_handler: ElicitationHandler | None = None
     on_log: Callable[[LoggingMessageParams], object] | None = None
@@ -160,6 +176,11 @@ class ClientOptions:
         if self.elicitation_handler is not None:
             caps["elicitation"] = {mode: {} for mode in self.elicitation_modes}
         return caps
+
+    @roots.validator
+    def _check_roots(self, _: Any, roots: RootsProvider | None) -> None:
+        if roots is not None and not callable(roots):
+            checked_roots(roots)
 
     @elicitation_modes.validator
     def _check_modes(self, _: Any, modes: tuple[str, ...]) -> None:

@@ -39,6 +39,7 @@ from ..errors import (
     ProtocolError,
     RequestTimeoutError,
     TransportClosedError,
+    UsageError,
 )
 from ..protocol.jsonrpc import RequestId
 from ..protocol.types import (
@@ -326,6 +327,22 @@ class McpClient(Actor):
         deadline = math.inf if seconds is None else trio.current_time() + seconds
         await self._await_renewal(seconds, deadline, method)
         await self._mailbox_send.send(Outgoing.of(self._session.send_notification(method, params)))
+
+    async def set_roots(self, roots: RootsProvider) -> None:
+        """Replace the roots and tell the server (``notifications/roots/list_changed``).
+
+        Roots are ``file://`` URIs (:class:`ConfigError` otherwise). The client
+        must have been made with ``roots`` (an empty list will do), since the
+        capability is declared when the session opens.
+        """
+        if self.options.roots is None:
+            raise UsageError(
+                f"McpClient for {self.name!r} was made without roots, so it did not declare "
+                "them; give ClientOptions(roots=[]) to change them later"
+            )
+        self.options = attrs.evolve(self.options, roots=roots)
+        if self.connected:
+            await self.notify("notifications/roots/list_changed")
 
     async def ping(self, *, timeout: Timeout = "default") -> None:
         """Check that the server answers."""

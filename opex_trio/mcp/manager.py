@@ -46,6 +46,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import attrs
 import trio
 
 from .. import telemetry
@@ -66,7 +67,7 @@ from ..protocol.types import CallToolResult, Implementation, Tool
 from ..supervision import ChildHandle, Supervisor
 from ..telemetry import ChildStateChanged, ServerStateChanged
 from ..transports.base import Transport, TransportFactory
-from .client import McpClient, ProgressCallback, SessionRenewed
+from .client import ClientOptions, McpClient, ProgressCallback, RootsProvider, SessionRenewed
 from .config import ServerConfig, parse_server, server_id
 from .naming import assign_names
 from .options import (
@@ -149,11 +150,23 @@ class SessionManager:
     that start, stop or use servers raise :class:`~opex_trio.errors.UsageError`
     outside that block (the snapshots, :meth:`servers`, :meth:`status` and
     :meth:`tools`, work at any time).
+
+    ``roots`` are the roots of every server whose own client options give
+    none (``file://`` URIs; an empty list declares the capability so that
+    :meth:`set_roots` can fill it later).
     """
 
-    def __init__(self, *, options: ServerOptions | None = None, name: str = "mcp") -> None:
+    def __init__(
+        self,
+        *,
+        options: ServerOptions | None = None,
+        name: str = "mcp",
+        roots: RootsProvider | None = None,
+    ) -> None:
         self.options = options or ServerOptions()
         self.name = name
+        # Checked as ClientOptions checks them.
+        self._roots = ClientOptions(roots=roots).roots
         self._servers: dict[str, _Server] = {}
         self._supervisor: Supervisor | None = None
         self._streams: list[
@@ -347,6 +360,28 @@ class SessionManager:
         for sid in ids:
             await self._ready_client(self._entry(sid), deadline)
 
+    async def set_roots(self, roots: RootsProvider) -> None:
+        """Replace the roots of every server that has none of its own, and tell them.
+
+        Each connected one gets ``notifications/roots/list_changed``; one that
+        is restarting asks for them when it is back.
+        """
+        self._sup()
+        if self._roots is None:
+            raise UsageError(
+                "this SessionManager was made without roots, so its servers did not declare "
+                "them; give SessionManager(roots=[]) to set them later"
+            )
+        self._roots = ClientOptions(roots=roots).roots
+        for entry in list(self._servers.values()):
+            client = entry.client
+            if entry.options.client.roots is not None or client is None:
+                continue
+            try:
+                await client.set_roots(roots)
+            except (TransportError, UsageError) as exc:
+                logger.debug("MCP server %r: roots not sent now (%s)", entry.id, exc)
+
     # -- calls
 
     async def call_tool(
@@ -518,7 +553,10 @@ class SessionManager:
         raise error
 
     async def _serve_client(self, entry: _Server, *, task_status: Any) -> None:
-        client = McpClient(entry.factory, name=entry.id, options=entry.options.client)
+        options = entry.options.client
+        if options.roots is None and self._roots is not None:
+            options = attrs.evolve(options, roots=self._roots)
+        client = McpClient(entry.factory, name=entry.id, options=options)
         entry.client = client
         with unwrap_single():
             async with trio.open_nursery() as nursery:
