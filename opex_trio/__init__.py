@@ -49,6 +49,7 @@ from .errors import APIConnectionError as APIConnectionError
 from .errors import APIStatusError as APIStatusError
 from .errors import APITimeoutError as APITimeoutError
 from .errors import AuthenticationError as AuthenticationError
+from .errors import AuthorizationError as AuthorizationError
 from .errors import CapabilityError as CapabilityError
 from .errors import ConfigError as ConfigError
 from .errors import LLMError as LLMError
@@ -108,6 +109,7 @@ __all__ = [
     "APITimeoutError",
     "Approve",
     "AuthenticationError",
+    "AuthorizationError",
     "CapabilityError",
     "Chat",
     "ChatCompletion",

@@ -11,14 +11,21 @@ specific class below, with the original chained as ``__cause__``.
     ├── UsageError (RuntimeError)            an object used outside its life: closed, not entered
     ├── ProtocolError                         the peer broke JSON-RPC or MCP, or sent garbage
     │   ├── MessageTooLargeError              a message over the configured size limit
+    │   ├── SkillVerificationError            a skill file that does not match its listing
     │   └── VersionNegotiationError           no protocol version both sides speak
     ├── McpError                              a JSON-RPC error *received* from a server
+    │   ├── HeaderMismatchError               -32020: HTTP headers and body disagree
+    │   ├── MissingRequiredClientCapabilityError  -32021: the request needs a capability
+    │   ├── UnsupportedProtocolVersionError   -32022: the server does not speak our version
     │   └── UrlElicitationRequiredError       -32042: the person must visit a page first
     ├── CapabilityError                       a request needs a capability a side did not declare
     ├── RequestTimeoutError (TimeoutError)    an MCP request's deadline passed
     ├── TransportError                        the connection to an MCP server
     │   ├── TransportClosedError              closed by us; using it later is a bug
     │   ├── TransportAuthError                the server refused our credentials (401, 403)
+    │   │   └── AuthorizationError            getting an OAuth access token for it failed
+    │   │       ├── IssuerMismatchError       an authorization server is not the issuer it claims
+    │   │       └── ResourceMismatchError     metadata names another resource than the server
     │   └── TransportBrokenError              broken by the peer or the network
     │       ├── ServerExitedError             a stdio server process exited
     │       ├── SessionExpiredError           an HTTP server forgot our session (404)
@@ -64,23 +71,29 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
+    "AuthorizationError",
     "BadRequestError",
     "CapabilityError",
     "ConfigError",
+    "HeaderMismatchError",
     "HealthCheckError",
+    "IssuerMismatchError",
     "LLMError",
     "McpError",
     "MessageTooLargeError",
+    "MissingRequiredClientCapabilityError",
     "NotFoundError",
     "OpexError",
     "PermissionDeniedError",
     "ProtocolError",
     "RateLimitError",
     "RequestTimeoutError",
+    "ResourceMismatchError",
     "ServerError",
     "ServerExitedError",
     "ServerUnavailableError",
     "SessionExpiredError",
+    "SkillVerificationError",
     "StreamError",
     "SupervisionError",
     "TransportAuthError",
@@ -88,10 +101,10 @@ __all__ = [
     "TransportClosedError",
     "TransportError",
     "UnknownToolError",
+    "UnsupportedProtocolVersionError",
     "UrlElicitationRequiredError",
     "UsageError",
     "VersionNegotiationError",
-    "received_error",
 ]
 
 
@@ -146,6 +159,17 @@ class MessageTooLargeError(ProtocolError):
         self.head = head
 
 
+class SkillVerificationError(ProtocolError):
+    """A skill's file differs from what the server listed for it (size, digest, frontmatter).
+
+    ``uri`` is the file or skill refused. Its content is never used.
+    """
+
+    def __init__(self, message: str, *, uri: str | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri
+
+
 class VersionNegotiationError(ProtocolError):
     """The server answered with a protocol version this client does not speak."""
 
@@ -180,6 +204,78 @@ class McpError(OpexError):
         what = f" for {method}" if method else ""
         super().__init__(f"MCP error {code}{where}{what}: {message}")
 
+    @staticmethod
+    def received(
+        code: int,
+        message: str,
+        data: Any = None,
+        *,
+        method: str | None = None,
+        server: str | None = None,
+    ) -> McpError:
+        """The error for a JSON-RPC error the server sent: the typed subclass for its code."""
+        cls = _BY_CODE.get(code, McpError)
+        return cls(code, message, data, method=method, server=server)
+
+    def located(self, *, method: str | None, server: str | None) -> McpError:
+        """The same error, naming the request and the server it came from."""
+        return McpError.received(
+            self.code, self.message, self.data, method=method or self.method, server=server
+        )
+
+
+class HeaderMismatchError(McpError):
+    """The server found the HTTP headers disagreeing with the message body (-32020).
+
+    A client that mirrors tool arguments into ``Mcp-Param-*`` headers sees this
+    when the tool's schema changed; listing the tools again fixes it.
+    """
+
+    CODE = -32020
+
+
+class MissingRequiredClientCapabilityError(McpError):
+    """The request needs a client capability that was not declared (-32021).
+
+    ``required_capabilities`` is the server's ``data.requiredCapabilities``
+    (an object keyed by capability name), empty when it sent none.
+    """
+
+    CODE = -32021
+
+    @property
+    def required_capabilities(self) -> Mapping[str, Any]:
+        """The capabilities the server asked for."""
+        data = self.data if isinstance(self.data, Mapping) else {}
+        caps = data.get("requiredCapabilities")
+        return caps if isinstance(caps, Mapping) else {}
+
+
+class UnsupportedProtocolVersionError(McpError):
+    """The server does not speak the protocol version the request named (-32022).
+
+    ``supported`` lists the versions the server does speak (``data.supported``);
+    ``requested`` is the version it refused (``data.requested``).
+    """
+
+    CODE = -32022
+
+    @property
+    def supported(self) -> tuple[str, ...]:
+        """The versions the server speaks, as it listed them."""
+        data = self.data if isinstance(self.data, Mapping) else {}
+        versions = data.get("supported")
+        if not isinstance(versions, Sequence) or isinstance(versions, str):
+            return ()
+        return tuple(v for v in versions if isinstance(v, str))
+
+    @property
+    def requested(self) -> str | None:
+        """The version the server refused, when it said."""
+        data = self.data if isinstance(self.data, Mapping) else {}
+        value = data.get("requested")
+        return value if isinstance(value, str) else None
+
 
 class UrlElicitationRequiredError(McpError):
     """The server needs the person to visit one or more pages before it can answer (-32042).
@@ -189,6 +285,8 @@ class UrlElicitationRequiredError(McpError):
     :func:`opex_trio.mcp.elicitation.retry_after_url_elicitation` opens them,
     waits for the server to say they are done, and sends the request again.
     """
+
+    CODE = -32042
 
     def __init__(
         self,
@@ -211,20 +309,12 @@ class UrlElicitationRequiredError(McpError):
         return [e["url"] for e in self.elicitations if isinstance(e.get("url"), str)]
 
 
-_URL_ELICITATION_REQUIRED = -32042
-
-
-def received_error(
-    code: int,
-    message: str,
-    data: Any = None,
-    *,
-    method: str | None = None,
-    server: str | None = None,
-) -> McpError:
-    """The :class:`McpError` (or the subclass its code names) for an error a server sent."""
-    cls = UrlElicitationRequiredError if code == _URL_ELICITATION_REQUIRED else McpError
-    return cls(code, message, data, method=method, server=server)
+_BY_CODE: dict[int, type[McpError]] = {
+    HeaderMismatchError.CODE: HeaderMismatchError,
+    MissingRequiredClientCapabilityError.CODE: MissingRequiredClientCapabilityError,
+    UnsupportedProtocolVersionError.CODE: UnsupportedProtocolVersionError,
+    UrlElicitationRequiredError.CODE: UrlElicitationRequiredError,
+}
 
 
 class CapabilityError(OpexError):
@@ -291,6 +381,36 @@ class TransportAuthError(TransportError):
         self.server = server
         self.status = status
         self.www_authenticate = www_authenticate
+
+
+class AuthorizationError(TransportAuthError):
+    """Getting an OAuth access token for a remote MCP server failed, or was refused on purpose.
+
+    ``reason`` is a short stable word a program can test (``"discovery"``,
+    ``"pkce"``, ``"state"``, ``"insecure"``, ``"token"``, ``"registration"``,
+    ``"step-up"``, ``"extra"``, ...). Tokens, codes, verifiers, client secrets
+    and keys are never part of the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        server: str | None = None,
+        status: int | None = None,
+        www_authenticate: str | None = None,
+    ) -> None:
+        super().__init__(message, server=server, status=status, www_authenticate=www_authenticate)
+        self.reason = reason
+
+
+class IssuerMismatchError(AuthorizationError):
+    """An authorization server's metadata or redirect named another issuer than expected."""
+
+
+class ResourceMismatchError(AuthorizationError):
+    """Protected-resource metadata names another resource than the MCP server it came from."""
 
 
 class TransportBrokenError(TransportError):

@@ -12,6 +12,8 @@ import math
 from typing import Any, NoReturn
 
 from .._version import __version__
+from ._auth import add_auth_parser
+from ._durable import add_durable_options, add_worker_options
 from ._errors import EXIT_STATUSES, EXIT_USAGE, CliError
 from ._model import LOCAL_MAX_TOKENS, MAX_TOKENS
 
@@ -34,6 +36,8 @@ examples:
   opex-trio --mcp-config servers.json chat
   opex-trio --server "npx -y @modelcontextprotocol/server-everything" tools list
   opex-trio --server "uvx mcp-server-time" tools call get_current_time --args '{"timezone": "UTC"}'
+  opex-trio --mcp-config servers.json worker --task-queue agents
+  opex-trio run --durable --task-queue agents --model openai/gpt-4o-mini "Summarize the logs"
 """
 
 
@@ -97,6 +101,13 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, top: bool) -> No
         type=_seconds,
         default=120.0 if top else suppress,
         help="how long servers (and the embedded model) may take to start (default 120)",
+    )
+    group.add_argument(
+        "--no-browser",
+        dest=f"{sub}no_browser",
+        action="store_true",
+        default=False if top else suppress,
+        help="when a server asks for a login, print its URL instead of opening the browser",
     )
     group.add_argument(
         "-v",
@@ -199,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the whole result as JSON: messages, tool calls, usage",
     )
+    add_durable_options(run)
+    worker = command(
+        "worker",
+        "serve durable chats on a Temporal task queue, with these servers and this model, "
+        "until SIGTERM or Ctrl-C (the temporal extra)",
+        model=True,
+    )
+    add_worker_options(worker)
 
     tools = commands.add_parser("tools", help="list or call the servers' tools, without a model")
     tool_commands = tools.add_subparsers(
@@ -221,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection_options(call, top=False)
     call.add_argument(
-        "name", help="the tool: its name in 'tools list', or SERVER/TOOL (the server's own name)"
+        "name",
+        help="the tool: its name in 'tools list', or SERVER/TOOL (the server's own tool name; "
+        "SERVER may be any start of a server's name that fits only one)",
     )
     call.add_argument("--args", default="{}", metavar="JSON", help="the arguments, a JSON object")
     call.add_argument("--json", action="store_true", help="print the whole result as JSON")
@@ -235,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     servers = command("servers", "start the servers and show each one's state and tools")
     servers.add_argument("--json", action="store_true", help="print as JSON")
+    add_auth_parser(commands)
     return parser
 
 
@@ -242,4 +264,5 @@ def merge(args: argparse.Namespace) -> argparse.Namespace:
     """Fold the options given after the command into those given before it."""
     args.server = [*args.server, *getattr(args, "sub_server", [])]
     args.verbose = args.verbose + getattr(args, "sub_verbose", 0)
+    args.no_browser = args.no_browser or getattr(args, "sub_no_browser", False)
     return args

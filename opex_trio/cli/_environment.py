@@ -11,8 +11,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import attrs
 import trio
 
+from ..auth import FileTokenStore
 from ..llm.local import missing_local_model
 from ..mcp.manager import SessionManager
+from ._auth import with_login
 from ._errors import EXIT_NO_MODEL, EXIT_USAGE, CliError
 from ._model import OpenModel, choose_model, no_model_message, open_model
 from ._servers import (
@@ -48,7 +50,14 @@ async def environment(
 
     With ``strict``, a server that did not start is an error; else it is only reported.
     """
-    configs = server_configs(args.mcp_config, args.server)
+    # A remote server that answers 401 gets a login (browser, or the URL shown with
+    # --no-browser); tokens are kept in the user's token file for the next command.
+    configs = with_login(
+        server_configs(args.mcp_config, args.server),
+        store=FileTokenStore(),
+        open_browser=not args.no_browser,
+        show=ui.notice,
+    )
     if not configs and not with_model:
         raise CliError("no MCP server given: use --mcp-config FILE or --server COMMAND", EXIT_USAGE)
     choice = (

@@ -26,7 +26,7 @@ from ..protocol.types import (
     ProgressParams,
     Root,
 )
-from ..protocol.versions import LATEST_LEGACY_VERSION
+from ..protocol.versions import LATEST_LEGACY_VERSION, LATEST_VERSION, Era
 
 __all__ = [
     "LOG_LEVELS",
@@ -148,6 +148,15 @@ class ClientOptions:
     ``opex_trio.mcp`` logger). ``mailbox_size`` bounds the queue of messages
     waiting for the writer.
 
+    ``era`` is the protocol era to speak: ``Era.LEGACY`` (an ``initialize``
+    handshake offering ``protocol_version``; the default), ``Era.MODERN``
+    (per-request ``_meta`` naming ``modern_version``, opened with
+    ``server/discover``), or ``None`` to detect it per server: a
+    ``server/discover`` probe first, and ``initialize`` when the server is
+    legacy or says nothing within ``probe_timeout`` seconds (a server that
+    turns out modern after all, refusing ``initialize`` with a modern
+    version, is opened in the modern era).
+
     With ``reset_on_progress``, a request's timeout is an idle deadline: each
     progress notification of the request restarts it, and ``max_total_timeout``
     (``None``: no bound) bounds the whole request. A call can choose otherwise.
@@ -162,6 +171,9 @@ class ClientOptions:
     elicitation_handler: ElicitationHandler | None = None
     on_log: Callable[[LoggingMessageParams], object] | None = None
     mailbox_size: int = 256
+    era: Era | None = Era.LEGACY
+    modern_version: str = LATEST_VERSION
+    probe_timeout: float = 10.0
     elicitation_modes: tuple[str, ...] = attrs.field(default=("form",), converter=_str_tuple)
     reset_on_progress: bool = False
     max_total_timeout: float | None = None

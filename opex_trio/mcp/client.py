@@ -345,8 +345,14 @@ class McpClient(Actor):
             await self.notify("notifications/roots/list_changed")
 
     async def ping(self, *, timeout: Timeout = "default") -> None:
-        """Check that the server answers."""
-        await self.request("ping", timeout=timeout)
+        """Check that the server answers (health checks use this).
+
+        The modern era has no ``ping``: there the check is ``server/discover``,
+        which every modern server answers and which changes nothing.
+        """
+        features = self.features
+        method = "server/discover" if features is not None and not features.ping else "ping"
+        await self.request(method, timeout=timeout)
 
     async def list_tools(self, *, timeout: Timeout = "default") -> list[Tool]:
         """Every tool the server offers, all pages followed within ``timeout``."""

@@ -67,6 +67,7 @@ from ..protocol.types import CallToolResult, Implementation, Tool
 from ..supervision import ChildHandle, Supervisor
 from ..telemetry import ChildStateChanged, ServerStateChanged
 from ..transports.base import Transport, TransportFactory
+from .call_meta import current_call_meta
 from .client import ClientOptions, McpClient, ProgressCallback, RootsProvider, SessionRenewed
 from .config import ServerConfig, parse_server, server_id
 from .naming import assign_names
@@ -433,6 +434,7 @@ class SessionManager:
                         timeout=seconds,
                         progress=progress,
                         reset_on_progress=True,
+                        meta=current_call_meta(),
                         max_total_timeout=None if hard == math.inf else max(hard - now, 0),
                     )
                 else:
@@ -443,6 +445,7 @@ class SessionManager:
                         timeout=remaining,
                         progress=progress,
                         reset_on_progress=False,
+                        meta=current_call_meta(),
                     )
                 return _check_output(entry, name, result)
             except RequestTimeoutError:
