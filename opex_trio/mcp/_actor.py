@@ -136,7 +136,7 @@ class Actor:
         self._nursery: trio.Nursery | None = None
         self._own_nursery: trio.Nursery | None = None
         self._progress_tokens = jsonrpc.IdAllocator()
-        self._deadlines = Deadlines(self._expire, lambda: self._session.pending_count)
+        self._deadlines = Deadlines(self._expire)
         self._renewing: trio.Event | None = None
         self._stale_below = 0
 

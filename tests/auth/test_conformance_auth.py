@@ -18,7 +18,9 @@ import trio
 
 from tests.transports.support import peers
 
-pytestmark = pytest.mark.peers
+# The nox `conformance` session runs these scenarios (and every other one); the
+# `tests` sessions leave them to it.
+pytestmark = [pytest.mark.peers, pytest.mark.conformance]
 
 COMMON = (
     "metadata-default",

@@ -14,7 +14,9 @@ import trio
 
 from tests.transports.support import peers
 
-pytestmark = pytest.mark.peers
+# The nox `conformance` session runs these scenarios (and every other one); the
+# `tests` sessions leave them to it.
+pytestmark = [pytest.mark.peers, pytest.mark.conformance]
 
 SCENARIOS = ("initialize", "tools_call", "elicitation-sep1034-client-defaults", "sse-retry")
 
