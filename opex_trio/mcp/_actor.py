@@ -475,6 +475,12 @@ class Actor:
             rid = event.params.request_id
             scope = self._server_tasks.get(rid) if rid is not None else None
             if scope is not None:
+                logger.info(
+                    "MCP server %r cancelled its request %r: %s",
+                    self.name,
+                    rid,
+                    event.params.reason or "no reason given",
+                )
                 scope.cancel()
         elif isinstance(event, HandshakeComplete):
             self._handshake.set({})

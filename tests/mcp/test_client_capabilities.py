@@ -220,3 +220,42 @@ async def test_server_everything_sampling_knows_its_server(
             info = client.server_info
     assert seen and seen[0].name == "everything"
     assert seen[0].server_info == info
+
+
+async def test_a_cancellation_by_the_server_is_logged_with_its_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = builtin_server()
+    started = trio.Event()
+    stopped = trio.Event()
+
+    async def sample(params: CreateMessageParams) -> dict[str, Any]:
+        started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            stopped.set()
+        raise AssertionError("not reached")
+
+    @server.tool()
+    async def give_up(args: Mapping[str, Any], ctx: ToolContext) -> str:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                ctx.request, "sampling/createMessage", {"messages": [], "maxTokens": 1}
+            )
+            await started.wait()
+            asked = max(r for r in ctx._conn._waiting)  # the id of the request above
+            await ctx.notify(
+                "notifications/cancelled", {"requestId": asked, "reason": "user went away"}
+            )
+            nursery.cancel_scope.cancel()
+        return "gave up"
+
+    with caplog.at_level("INFO", "opex_trio.mcp"):
+        async with connected(server, ClientOptions(sampling_handler=sample)) as client:
+            assert (await client.call_tool("give_up")).text == "gave up"
+            await stopped.wait()
+    assert any(
+        "cancelled its request" in r.getMessage() and "user went away" in r.getMessage()
+        for r in caplog.records
+    )
