@@ -165,7 +165,8 @@ class Chat:
     With ``reset_tool_timeout_on_progress``, ``tool_timeout`` is the time an
     MCP tool may go without reporting progress, and ``max_tool_timeout``
     (``None``: no bound) bounds every tool call as a whole, the program's own
-    tools included.
+    tools included. With ``server_instructions``, the instructions the chat's
+    MCP servers sent at their handshake follow the system prompt.
     """
 
     def __init__(
@@ -189,6 +190,7 @@ class Chat:
         on_progress: OnProgress | None = None,
         reset_tool_timeout_on_progress: bool = False,
         max_tool_timeout: float | None = None,
+        server_instructions: bool = False,
     ) -> None:
         if custom_tools and custom_tool_executor is None:
             raise ConfigError("custom_tools need a custom_tool_executor to run them")
@@ -214,6 +216,7 @@ class Chat:
         self.on_progress = on_progress
         self.reset_tool_timeout_on_progress = reset_tool_timeout_on_progress
         self.max_tool_timeout = max_tool_timeout
+        self.server_instructions = server_instructions
         self._index_key: Any = None
         self._index: ToolIndex | None = None
         # Fail on bad custom tools now, not at the first turn.
@@ -257,6 +260,16 @@ class Chat:
 
     def _tools_for_model(self, index: ToolIndex) -> list[dict[str, Any]]:
         return [ref.to_openai() for ref in index.values() if self._allowed(ref)]
+
+    def _instructions(self) -> list[str]:
+        """The instructions of the chat's servers, when the option passes them on."""
+        if not self.server_instructions or self.mcp is None:
+            return []
+        return [
+            f"Instructions from the MCP server {status.id!r}:\n{status.instructions}"
+            for status in self.mcp.servers()
+            if status.instructions and (self.servers is None or status.id in self.servers)
+        ]
 
     # -- the loop
 
@@ -393,8 +406,9 @@ class Chat:
             raise ConfigError(f"max_turns must be at least 1, got {turns!r}")
         timeout = self.tool_timeout if tool_timeout == "default" else tool_timeout
         conversation = [dict(m) for m in messages]
-        if system_prompt:
-            conversation.insert(0, {"role": "system", "content": system_prompt})
+        system = "\n\n".join(filter(None, [system_prompt, *self._instructions()]))
+        if system:
+            conversation.insert(0, {"role": "system", "content": system})
         run = _Run(conversation, context)
         reason: StopReason = "max_turns"
         message: dict[str, Any] | None = None

@@ -121,6 +121,7 @@ class _Server:
         self.handle: ChildHandle | None = None
         self.changed = trio.Event()
         self.loading = trio.Lock()
+        self.instructions: str | None = None
 
     @property
     def restarts(self) -> int:
@@ -131,6 +132,7 @@ class _Server:
         if client.protocol_version is not None:  # None while a handshake is under way
             self.protocol_version = client.protocol_version
             self.server_info = client.server_info
+            self.instructions = client.instructions
 
     def ready_client(self) -> McpClient | None:
         client = self.client
@@ -308,6 +310,7 @@ class SessionManager:
             last_error=entry.last_error,
             restarts=entry.restarts,
             tools=tuple(t.name for t in entry.tools),
+            instructions=entry.instructions,
         )
 
     def client(self, server_id: str) -> McpClient:

@@ -151,6 +151,8 @@ class ServerStatus:
     restarts: int
     tools: tuple[str, ...]
     """The server's own names of the tools it offers through the filters."""
+    instructions: str | None = None
+    """The server's instructions for the model, from its latest handshake."""
 
 
 @attrs.frozen
