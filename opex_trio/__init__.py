@@ -50,6 +50,7 @@ from .errors import APIStatusError as APIStatusError
 from .errors import APITimeoutError as APITimeoutError
 from .errors import AuthenticationError as AuthenticationError
 from .errors import AuthorizationError as AuthorizationError
+from .errors import CapabilityError as CapabilityError
 from .errors import ConfigError as ConfigError
 from .errors import LLMError as LLMError
 from .errors import McpError as McpError
@@ -65,6 +66,7 @@ from .errors import TransportBrokenError as TransportBrokenError
 from .errors import TransportClosedError as TransportClosedError
 from .errors import TransportError as TransportError
 from .errors import UnknownToolError as UnknownToolError
+from .errors import UrlElicitationRequiredError as UrlElicitationRequiredError
 from .errors import UsageError as UsageError
 from .llm import ChatCompletion as ChatCompletion
 from .llm import ChatStream as ChatStream
@@ -108,6 +110,7 @@ __all__ = [
     "Approve",
     "AuthenticationError",
     "AuthorizationError",
+    "CapabilityError",
     "Chat",
     "ChatCompletion",
     "ChatEvent",
@@ -166,6 +169,7 @@ __all__ = [
     "TransportError",
     "TurnFinished",
     "UnknownToolError",
+    "UrlElicitationRequiredError",
     "Usage",
     "UsageError",
     "UsageEvent",

@@ -16,7 +16,9 @@ specific class below, with the original chained as ``__cause__``.
     ├── McpError                              a JSON-RPC error *received* from a server
     │   ├── HeaderMismatchError               -32020: HTTP headers and body disagree
     │   ├── MissingRequiredClientCapabilityError  -32021: the request needs a capability
-    │   └── UnsupportedProtocolVersionError   -32022: the server does not speak our version
+    │   ├── UnsupportedProtocolVersionError   -32022: the server does not speak our version
+    │   └── UrlElicitationRequiredError       -32042: the person must visit a page first
+    ├── CapabilityError                       a request needs a capability a side did not declare
     ├── RequestTimeoutError (TimeoutError)    an MCP request's deadline passed
     ├── TransportError                        the connection to an MCP server
     │   ├── TransportClosedError              closed by us; using it later is a bug
@@ -71,6 +73,7 @@ __all__ = [
     "AuthenticationError",
     "AuthorizationError",
     "BadRequestError",
+    "CapabilityError",
     "ConfigError",
     "HeaderMismatchError",
     "HealthCheckError",
@@ -99,6 +102,7 @@ __all__ = [
     "TransportError",
     "UnknownToolError",
     "UnsupportedProtocolVersionError",
+    "UrlElicitationRequiredError",
     "UsageError",
     "VersionNegotiationError",
 ]
@@ -273,11 +277,65 @@ class UnsupportedProtocolVersionError(McpError):
         return value if isinstance(value, str) else None
 
 
+class UrlElicitationRequiredError(McpError):
+    """The server needs the person to visit one or more pages before it can answer (-32042).
+
+    ``elicitations`` are the URL-mode elicitations of the error's data (each
+    with ``url``, ``elicitationId`` and ``message``), ``urls`` their pages.
+    :func:`opex_trio.mcp.elicitation.retry_after_url_elicitation` opens them,
+    waits for the server to say they are done, and sends the request again.
+    """
+
+    CODE = -32042
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        data: Any = None,
+        *,
+        method: str | None = None,
+        server: str | None = None,
+    ) -> None:
+        super().__init__(code, message, data, method=method, server=server)
+        listed = data.get("elicitations") if isinstance(data, Mapping) else None
+        self.elicitations: list[Mapping[str, Any]] = [
+            e for e in listed or () if isinstance(e, Mapping)
+        ]
+
+    @property
+    def urls(self) -> list[str]:
+        """The pages to open, in the server's order."""
+        return [e["url"] for e in self.elicitations if isinstance(e.get("url"), str)]
+
+
 _BY_CODE: dict[int, type[McpError]] = {
     HeaderMismatchError.CODE: HeaderMismatchError,
     MissingRequiredClientCapabilityError.CODE: MissingRequiredClientCapabilityError,
     UnsupportedProtocolVersionError.CODE: UnsupportedProtocolVersionError,
+    UrlElicitationRequiredError.CODE: UrlElicitationRequiredError,
 }
+
+
+class CapabilityError(OpexError):
+    """A request needs a capability that was not declared, so it was not sent.
+
+    ``capability`` names it (``"prompts"``, ``"resources.subscribe"``,
+    ``"tasks"`` ...), ``method`` is the request and ``server`` the server.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        capability: str,
+        method: str | None = None,
+        server: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.capability = capability
+        self.method = method
+        self.server = server
 
 
 class RequestTimeoutError(OpexError, TimeoutError):

@@ -123,6 +123,12 @@ LAYERS = (
             "opex_trio.supervision",
         },
     ),
+    # Only this module of the MCP layer imports jsonschema (the optional `schema` extra).
+    layer(
+        "opex_trio.mcp.output_schema",
+        {"jsonschema", *ATTRS},
+        {*BASE, "opex_trio.protocol"},
+    ),
     layer("opex_trio.llm", {"httpx2", "trio", *ATTRS}, set(BASE)),
     layer(
         "opex_trio.agent",

@@ -26,11 +26,14 @@ from ..errors import (
     ConfigError,
     McpError,
     OpexError,
+    ProtocolError,
+    RequestTimeoutError,
     ServerUnavailableError,
     TransportError,
     UsageError,
 )
 from ..llm.types import ToolCall
+from ..mcp.output_schema import MISMATCH_META
 from ..protocol.types import CallToolResult, ProgressParams
 from .content import tool_message_content
 from .events import Emit, ToolFinished, ToolOutcome, ToolProgress, ToolResult, ToolStarted
@@ -166,11 +169,17 @@ class TurnTools:
                     "return None, Approve(), Deny(reason) or Rewrite(arguments)"
                 )
         progress = self._progress_reporter(call.id, name, server)
+        # With resets, the MCP call keeps the idle deadline and the scope
+        # bounds the whole call.
+        idle = timeout if chat.reset_tool_timeout_on_progress else None
+        bound = chat.max_tool_timeout if idle is not None else timeout
         try:
-            with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
-                handled, value = await self._execute(name, arguments, ref, progress)
+            with trio.move_on_after(bound if bound is not None else float("inf")) as scope:
+                handled, value = await self._execute(name, arguments, ref, progress, idle)
         except UsageError:
             raise  # a closed manager or client is the program's bug, not the tool's
+        except RequestTimeoutError as exc:
+            return finish(f"Error: {exc}", "timeout", error=exc)
         except ServerUnavailableError as exc:
             return finish(
                 f"Error: the tool's server is not available: {exc}", "unavailable", error=exc
@@ -186,12 +195,15 @@ class TurnTools:
             logger.debug("the failure of the tool %r", name, exc_info=exc)
             return finish(f"Error: the tool failed: {exc}", "error", error=exc)
         if scope.cancelled_caught:
-            return finish(f"Error: the tool did not finish within {timeout:g} s", "timeout")
+            assert bound is not None
+            return finish(f"Error: the tool did not finish within {bound:g} s", "timeout")
         if not handled:
             return finish(self._unknown(name), "unknown_tool", server=None)
         content = tool_message_content(value, max_chars=chat.max_result_chars)
         failed = isinstance(value, CallToolResult) and value.is_error
-        return finish(content, "error" if failed else "ok", raw=value)
+        mismatch = value.meta.get(MISMATCH_META) if failed and value.meta else None
+        error = ProtocolError(str(mismatch)) if mismatch is not None else None
+        return finish(content, "error" if failed else "ok", raw=value, error=error)
 
     def _progress_reporter(
         self, call_id: str, name: str, server: str | None
@@ -219,6 +231,7 @@ class TurnTools:
         arguments: dict[str, Any],
         ref: ToolRef | None,
         progress: Callable[[ProgressParams], object] | None,
+        idle: float | None = None,
     ) -> tuple[bool, Any]:
         """Run one call: the program's executor first, then the MCP server."""
         chat = self.chat
@@ -235,8 +248,10 @@ class TurnTools:
             ref.server,
             ref.original_name,
             ref.call_arguments(arguments),
-            timeout=None,
+            timeout=idle,
             progress=progress,
+            reset_on_progress=idle is not None,
+            max_total_timeout=None,
         )
         return True, result
 

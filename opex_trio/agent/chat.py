@@ -162,6 +162,11 @@ class Chat:
     receives a :class:`ToolProgress` for each progress report of a running MCP
     tool call; it runs in the task that reads the server's messages, so it
     must return quickly (an ``async`` one runs in the background).
+    With ``reset_tool_timeout_on_progress``, ``tool_timeout`` is the time an
+    MCP tool may go without reporting progress, and ``max_tool_timeout``
+    (``None``: no bound) bounds every tool call as a whole, the program's own
+    tools included. With ``server_instructions``, the instructions the chat's
+    MCP servers sent at their handshake follow the system prompt.
     """
 
     def __init__(
@@ -183,6 +188,9 @@ class Chat:
         strict_tools: bool = False,
         tool_images: Literal["describe", "attach"] = "describe",
         on_progress: OnProgress | None = None,
+        reset_tool_timeout_on_progress: bool = False,
+        max_tool_timeout: float | None = None,
+        server_instructions: bool = False,
     ) -> None:
         if custom_tools and custom_tool_executor is None:
             raise ConfigError("custom_tools need a custom_tool_executor to run them")
@@ -206,6 +214,9 @@ class Chat:
         self.strict_tools = strict_tools
         self.tool_images = tool_images
         self.on_progress = on_progress
+        self.reset_tool_timeout_on_progress = reset_tool_timeout_on_progress
+        self.max_tool_timeout = max_tool_timeout
+        self.server_instructions = server_instructions
         self._index_key: Any = None
         self._index: ToolIndex | None = None
         # Fail on bad custom tools now, not at the first turn.
@@ -227,6 +238,9 @@ class Chat:
             return self._index
         by_server: dict[str, list[Tool]] = {}
         for registered in registry.values():
+            # Such a tool runs only as a task, which this client cannot run yet.
+            if registered.tool.task_support == "required":
+                continue
             by_server.setdefault(registered.server, []).append(registered.tool)
         index = ToolIndex.from_servers(by_server, self.custom_tools, strict=self.strict_tools)
         self._index, self._index_key = index, key
@@ -246,6 +260,16 @@ class Chat:
 
     def _tools_for_model(self, index: ToolIndex) -> list[dict[str, Any]]:
         return [ref.to_openai() for ref in index.values() if self._allowed(ref)]
+
+    def _instructions(self) -> list[str]:
+        """The instructions of the chat's servers, when the option passes them on."""
+        if not self.server_instructions or self.mcp is None:
+            return []
+        return [
+            f"Instructions from the MCP server {status.id!r}:\n{status.instructions}"
+            for status in self.mcp.servers()
+            if status.instructions and (self.servers is None or status.id in self.servers)
+        ]
 
     # -- the loop
 
@@ -382,8 +406,9 @@ class Chat:
             raise ConfigError(f"max_turns must be at least 1, got {turns!r}")
         timeout = self.tool_timeout if tool_timeout == "default" else tool_timeout
         conversation = [dict(m) for m in messages]
-        if system_prompt:
-            conversation.insert(0, {"role": "system", "content": system_prompt})
+        system = "\n\n".join(filter(None, [system_prompt, *self._instructions()]))
+        if system:
+            conversation.insert(0, {"role": "system", "content": system})
         run = _Run(conversation, context)
         reason: StopReason = "max_turns"
         message: dict[str, Any] | None = None

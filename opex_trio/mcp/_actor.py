@@ -94,7 +94,7 @@ from ..transports.base import Outgoing, RequestFailure, Transport, TransportFact
 from ._deadlines import TIMED_OUT, Deadlines
 from ._eras import listen_filter, new_session
 from ._inbound import Notices, answer
-from ._options import ClientOptions, Notice, SessionRenewed
+from ._options import ClientOptions, Notice, RequestingServer, SessionRenewed
 from ._reply import Reply
 
 __all__ = ["Actor"]
@@ -475,6 +475,12 @@ class Actor:
             rid = event.params.request_id
             scope = self._server_tasks.get(rid) if rid is not None else None
             if scope is not None:
+                logger.info(
+                    "MCP server %r cancelled its request %r: %s",
+                    self.name,
+                    rid,
+                    event.params.reason or "no reason given",
+                )
                 scope.cancel()
         elif isinstance(event, HandshakeComplete):
             self._handshake.set({})
@@ -540,7 +546,7 @@ class Actor:
         with trio.CancelScope() as scope:
             self._server_tasks[request.id] = scope
             try:
-                result = await answer(self.options, request)
+                result = await answer(self.options, request, self._requesting_server())
             except McpError as exc:
                 events = self._session.respond_error(request.id, exc.code, exc.message, exc.data)
             except ProtocolError as exc:
@@ -560,6 +566,14 @@ class Actor:
                 for event in events:
                     self._dispatch(event)
                 self._flush()
+
+    def _requesting_server(self) -> RequestingServer:
+        opened = self._session.initialize_result
+        return RequestingServer(
+            self.name,
+            opened.server_info if opened is not None else None,
+            self._session.protocol_version,
+        )
 
     # -- the calls' side of a failure
 

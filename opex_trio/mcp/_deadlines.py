@@ -29,6 +29,10 @@ class Deadlines:
     that request on the server and fails its reply. Entries of answered
     requests are skipped when they reach the top, and the heap is compacted
     when they make up most of it, so it stays as large as the pending requests.
+
+    A request whose deadline restarts on progress (:meth:`reset`) pushes a new
+    entry each time; only its newest counts, the older ones are skipped like
+    answered ones.
     """
 
     def __init__(self, expire: Callable[[RequestId, Reply], None]) -> None:
@@ -36,10 +40,13 @@ class Deadlines:
         self._heap: list[tuple[float, int, RequestId, Reply]] = []
         self._limit = _SLACK
         self._seq = 0
+        # The newest entry of each request whose deadline was reset.
+        self._latest: dict[RequestId, int] = {}
         self._next = math.inf
         self._wake = trio.Event()
 
     def add(self, at: float, reply: Reply, request_id: RequestId) -> None:
+        """Expire ``reply`` at ``at`` unless it is answered first."""
         self._seq += 1
         heapq.heappush(self._heap, (at, self._seq, request_id, reply))
         if len(self._heap) > self._limit:
@@ -47,9 +54,24 @@ class Deadlines:
         if at < self._next:
             self._wake.set()
 
+    def reset(self, at: float, reply: Reply, request_id: RequestId) -> None:
+        """Move the deadline of a pending request to ``at`` (earlier or later)."""
+        if reply.done:
+            return
+        self.add(at, reply, request_id)
+        self._latest[request_id] = self._seq
+
+    def forget(self, request_id: RequestId) -> None:
+        """Drop what :meth:`reset` kept of a request that ended."""
+        self._latest.pop(request_id, None)
+
+    def _stale(self, entry: tuple[float, int, RequestId, Reply]) -> bool:
+        _, seq, request_id, reply = entry
+        return reply.done or self._latest.get(request_id, seq) != seq
+
     def _compact(self) -> None:
-        """Drop the entries of answered requests."""
-        live = [entry for entry in self._heap if not entry[3].done]
+        """Drop the entries of answered requests and of deadlines moved since."""
+        live = [entry for entry in self._heap if not self._stale(entry)]
         heapq.heapify(live)
         self._heap = live
         # The next compaction comes once answered entries outnumber the live
@@ -63,10 +85,10 @@ class Deadlines:
         while True:
             heap = self._heap
             now = trio.current_time()
-            while heap and (heap[0][3].done or heap[0][0] <= now):
-                _, _, request_id, reply = heapq.heappop(heap)
-                if not reply.done:
-                    self._expire(request_id, reply)
+            while heap and (heap[0][0] <= now or self._stale(heap[0])):
+                entry = heapq.heappop(heap)
+                if not self._stale(entry):
+                    self._expire(entry[2], entry[3])
             self._next = heap[0][0] if heap else math.inf
             self._wake = trio.Event()
             with trio.move_on_at(self._next):

@@ -24,7 +24,15 @@ from ..protocol import jsonrpc
 from ..protocol.jsonrpc import Request
 from ..protocol.session import LogReceived, ProgressReceived
 from ..protocol.types import CreateMessageParams, ElicitParams, McpType
-from ._options import LOG_LEVELS, ClientOptions, Notice, ProgressCallback
+from ._options import (
+    LOG_LEVELS,
+    ClientOptions,
+    Notice,
+    ProgressCallback,
+    RequestingServer,
+    checked_roots,
+)
+from .elicitation import check_answer
 
 __all__ = ["Notices", "answer"]
 
@@ -100,24 +108,64 @@ class Notices:
             await send.aclose()
 
 
-async def answer(options: ClientOptions, request: Request) -> Mapping[str, Any]:
-    """The result for a server's request, from the handlers in ``options``.
+async def answer(
+    options: ClientOptions, request: Request, server: RequestingServer
+) -> Mapping[str, Any]:
+    """The result for ``server``'s request, from the handlers in ``options``.
 
-    Raises :class:`McpError` (method not found) for a request no option
-    answers; the caller sends it back as the JSON-RPC error.
+    A handler that takes one more argument than the request's params is given
+    ``server`` too. Raises :class:`McpError` (method not found) for a request
+    no option answers, invalid params for an elicitation in a mode the client
+    did not declare; the caller sends it back as the JSON-RPC error.
     """
     params = request.params or {}
     if request.method == "roots/list":
-        roots = options.roots
-        listed = await roots() if callable(roots) else roots or ()
-        return {"roots": [_as_dict(r) for r in listed]}
+        roots: Any = options.roots
+        if callable(roots):
+            listed = await (roots(server) if _takes(roots, 1) else roots())
+        else:
+            listed = roots or ()
+        return {"roots": checked_roots(listed)}
     if request.method == "sampling/createMessage" and options.sampling_handler is not None:
-        result: Any = await options.sampling_handler(CreateMessageParams.from_dict(params))
+        sample: Any = options.sampling_handler
+        message = CreateMessageParams.from_dict(params)
+        result = await (sample(message, server) if _takes(sample, 2) else sample(message))
         return _as_dict(result)
     if request.method == "elicitation/create" and options.elicitation_handler is not None:
-        result = await options.elicitation_handler(ElicitParams.from_dict(params))
-        return _as_dict(result)
+        elicit: Any = options.elicitation_handler
+        asked = ElicitParams.from_dict(params)
+        # No mode is the form mode (the only one before 2025-11-25).
+        mode = asked.mode or "form"
+        if mode not in options.elicitation_modes:
+            raise McpError(
+                jsonrpc.INVALID_PARAMS,
+                f"elicitation mode {mode!r} was not declared by this client "
+                f"(it declared {', '.join(options.elicitation_modes)})",
+            )
+        answered = _as_dict(await (elicit(asked, server) if _takes(elicit, 2) else elicit(asked)))
+        if answered.get("action") == "accept" and mode == "form":
+            problem = check_answer(asked.requested_schema, answered.get("content", {}))
+            if problem is not None:
+                # The handler's mistake: the server gets an error, not a bad answer.
+                raise ConfigError(
+                    f"the elicitation handler's answer does not match the requested schema: "
+                    f"{problem}"
+                )
+        return answered
     raise McpError(jsonrpc.METHOD_NOT_FOUND, f"method not supported: {request.method}")
+
+
+def _takes(function: Callable[..., Any], count: int) -> bool:
+    """Whether ``function`` accepts ``count`` positional arguments."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return False
+    try:
+        signature.bind(*range(count))
+    except TypeError:
+        return False
+    return True
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import attrs
 
+from ..errors import ConfigError
 from ..protocol.session import (
     ListChanged,
     LogReceived,
@@ -33,25 +34,47 @@ __all__ = [
     "ElicitationHandler",
     "Notice",
     "ProgressCallback",
+    "RequestingServer",
     "RootsProvider",
     "SamplingHandler",
     "SessionRenewed",
 ]
 
+
+@attrs.frozen
+class RequestingServer:
+    """Which server sent a request to the client: to show a person who asks.
+
+    ``name`` is the client's name for the server (the manager's server id);
+    ``server_info`` and ``protocol_version`` are what its handshake said.
+    """
+
+    name: str
+    server_info: Implementation | None = None
+    protocol_version: str | None = None
+
+
 ProgressCallback: TypeAlias = Callable[[ProgressParams], object]
 """Called with each progress notification of a call; may be sync or async."""
-SamplingHandler: TypeAlias = Callable[
-    [CreateMessageParams], Awaitable[CreateMessageResult | Mapping[str, Any]]
-]
-"""Answers ``sampling/createMessage``."""
-ElicitationHandler: TypeAlias = Callable[
-    [ElicitParams], Awaitable[ElicitResult | Mapping[str, Any]]
-]
-"""Answers ``elicitation/create``."""
-RootsProvider: TypeAlias = (
-    Sequence[Root | Mapping[str, Any]] | Callable[[], Awaitable[Sequence[Root | Mapping[str, Any]]]]
+SamplingHandler: TypeAlias = (
+    Callable[[CreateMessageParams], Awaitable[CreateMessageResult | Mapping[str, Any]]]
+    | Callable[
+        [CreateMessageParams, RequestingServer], Awaitable[CreateMessageResult | Mapping[str, Any]]
+    ]
 )
-"""The roots to answer ``roots/list`` with: a fixed list, or an async function returning one."""
+"""Answers ``sampling/createMessage``; given the :class:`RequestingServer` too if it takes two."""
+ElicitationHandler: TypeAlias = (
+    Callable[[ElicitParams], Awaitable[ElicitResult | Mapping[str, Any]]]
+    | Callable[[ElicitParams, RequestingServer], Awaitable[ElicitResult | Mapping[str, Any]]]
+)
+"""Answers ``elicitation/create``; given the :class:`RequestingServer` too if it takes two."""
+RootsProvider: TypeAlias = (
+    Sequence[Root | Mapping[str, Any]]
+    | Callable[[], Awaitable[Sequence[Root | Mapping[str, Any]]]]
+    | Callable[[RequestingServer], Awaitable[Sequence[Root | Mapping[str, Any]]]]
+)
+"""The roots to answer ``roots/list`` with: a fixed list, or an async function returning one
+(given the :class:`RequestingServer` if it takes an argument)."""
 
 
 @attrs.frozen
@@ -74,6 +97,9 @@ Notice: TypeAlias = (
 )
 """A notification event delivered to subscribers, or :class:`SessionRenewed`."""
 
+ELICITATION_MODES = ("form", "url")
+"""The elicitation modes of the protocol."""
+
 LOG_LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -87,6 +113,26 @@ LOG_LEVELS = {
 """The MCP log levels, and the Python logging level each is logged at."""
 
 
+def checked_roots(roots: Any) -> list[dict[str, Any]]:
+    """``roots`` as ``roots/list`` sends them; :class:`ConfigError` unless each is a file:// URI."""
+    if isinstance(roots, str | bytes | Mapping) or not isinstance(roots, Sequence):
+        raise ConfigError(f"roots must be a list of roots, got {type(roots).__name__}")
+    listed = []
+    for root in roots:
+        item = root.to_dict() if isinstance(root, Root) else root
+        uri = item.get("uri") if isinstance(item, Mapping) else None
+        if not isinstance(uri, str) or not uri.startswith("file://"):
+            raise ConfigError(
+                f"a root must be a file:// URI (the protocol allows no other), got {root!r}"
+            )
+        listed.append(dict(item))
+    return listed
+
+
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 @attrs.frozen
 class ClientOptions:
     """How an :class:`~opex_trio.mcp.client.McpClient` behaves; every field has a sensible default.
@@ -95,6 +141,9 @@ class ClientOptions:
     (``None``: no deadline), ``init_timeout`` that of the handshake. Declare
     ``roots``, ``sampling_handler`` or ``elicitation_handler`` to answer those
     server requests; the matching capability is declared only then.
+    ``elicitation_modes`` are the modes the elicitation handler can do:
+    ``"form"`` (fields the person fills in) and ``"url"`` (a page the person
+    opens); only these are declared, and a request in another mode is refused.
     ``on_log`` receives the server's log messages (they also go to the
     ``opex_trio.mcp`` logger). ``mailbox_size`` bounds the queue of messages
     waiting for the writer.
@@ -107,13 +156,17 @@ class ClientOptions:
     legacy or says nothing within ``probe_timeout`` seconds (a server that
     turns out modern after all, refusing ``initialize`` with a modern
     version, is opened in the modern era).
+
+    With ``reset_on_progress``, a request's timeout is an idle deadline: each
+    progress notification of the request restarts it, and ``max_total_timeout``
+    (``None``: no bound) bounds the whole request. A call can choose otherwise.
     """
 
     client_info: Implementation | None = None
     protocol_version: str = LATEST_LEGACY_VERSION
     request_timeout: float | None = 60.0
     init_timeout: float = 30.0
-    roots: RootsProvider | None = None
+    roots: RootsProvider | None = attrs.field(default=None)
     sampling_handler: SamplingHandler | None = None
     elicitation_handler: ElicitationHandler | None = None
     on_log: Callable[[LoggingMessageParams], object] | None = None
@@ -121,6 +174,9 @@ class ClientOptions:
     era: Era | None = Era.LEGACY
     modern_version: str = LATEST_VERSION
     probe_timeout: float = 10.0
+    elicitation_modes: tuple[str, ...] = attrs.field(default=("form",), converter=_str_tuple)
+    reset_on_progress: bool = False
+    max_total_timeout: float | None = None
 
     def capabilities(self) -> dict[str, Any]:
         """The client capabilities object these options declare."""
@@ -130,5 +186,18 @@ class ClientOptions:
         if self.sampling_handler is not None:
             caps["sampling"] = {}
         if self.elicitation_handler is not None:
-            caps["elicitation"] = {"form": {}, "url": {}}
+            caps["elicitation"] = {mode: {} for mode in self.elicitation_modes}
         return caps
+
+    @roots.validator
+    def _check_roots(self, _: Any, roots: RootsProvider | None) -> None:
+        if roots is not None and not callable(roots):
+            checked_roots(roots)
+
+    @elicitation_modes.validator
+    def _check_modes(self, _: Any, modes: tuple[str, ...]) -> None:
+        unknown = [m for m in modes if m not in ELICITATION_MODES]
+        if unknown or not modes:
+            raise ConfigError(
+                f"elicitation_modes must be some of {', '.join(ELICITATION_MODES)}, got {modes!r}"
+            )

@@ -27,12 +27,21 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
+import attrs
 import trio
 
 from .._exceptions import copy_error
-from ..errors import ConfigError, ProtocolError, RequestTimeoutError, TransportClosedError
+from ..errors import (
+    CapabilityError,
+    ConfigError,
+    ProtocolError,
+    RequestTimeoutError,
+    TransportClosedError,
+    UsageError,
+)
+from ..protocol.jsonrpc import RequestId
 from ..protocol.types import (
     CallToolResult,
     CompleteResult,
@@ -44,6 +53,7 @@ from ..protocol.types import (
     ListResourceTemplatesResult,
     ListToolsResult,
     McpType,
+    ProgressParams,
     Prompt,
     ReadResourceResult,
     Resource,
@@ -61,6 +71,7 @@ from ._options import (
     ElicitationHandler,
     Notice,
     ProgressCallback,
+    RequestingServer,
     RootsProvider,
     SamplingHandler,
     SessionRenewed,
@@ -73,6 +84,7 @@ __all__ = [
     "McpClient",
     "Notice",
     "ProgressCallback",
+    "RequestingServer",
     "RootsProvider",
     "SamplingHandler",
     "SessionRenewed",
@@ -81,6 +93,30 @@ __all__ = [
 logger = logging.getLogger("opex_trio.mcp")
 
 _MAX_PAGES = 10_000
+
+_LISTING_CAPABILITY = {
+    "resources/list": "resources",
+    "resources/templates/list": "resources",
+    "prompts/list": "prompts",
+}
+"""Listings a server offers only with a capability (tools are listed regardless)."""
+
+Timeout: TypeAlias = float | Literal["default"] | None
+"""Seconds, ``None`` for no deadline, or ``"default"`` for the client's option."""
+
+
+@attrs.frozen
+class _Timing:
+    """The deadlines of one call.
+
+    ``deadline`` bounds the whole call, ``seconds`` after it began (``None``
+    and infinity: no bound). ``idle`` is set when progress restarts the
+    deadline: then the call also fails after ``idle`` seconds without progress.
+    """
+
+    seconds: float | None
+    deadline: float
+    idle: float | None
 
 
 class McpClient(Actor):
@@ -134,28 +170,52 @@ class McpClient(Actor):
         method: str,
         params: Mapping[str, Any] | None = None,
         *,
-        timeout: float | Literal["default"] | None = "default",
+        timeout: Timeout = "default",
         progress: ProgressCallback | None = None,
+        reset_on_progress: bool | None = None,
+        max_total_timeout: Timeout = "default",
     ) -> Mapping[str, Any]:
         """Send any request and return its raw result.
 
         ``timeout`` is in seconds (``None``: wait as long as the caller's own
         cancel scopes allow); ``progress`` receives the server's progress
-        notifications for this request. Raises :class:`McpError` for the
-        server's JSON-RPC error, :class:`RequestTimeoutError` when the deadline
-        passes, and a :class:`~opex_trio.errors.TransportError` when the
-        connection fails.
+        notifications for this request. With ``reset_on_progress`` (by default
+        the option of the same name) ``timeout`` is an idle deadline that each
+        progress notification restarts, and ``max_total_timeout`` bounds the
+        whole call. Raises :class:`McpError` for the server's JSON-RPC error,
+        :class:`RequestTimeoutError` when the deadline passes, and a
+        :class:`~opex_trio.errors.TransportError` when the connection fails.
         """
         self._check_usable()
-        seconds = self.options.request_timeout if timeout == "default" else timeout
-        deadline = math.inf if seconds is None else trio.current_time() + seconds
-        reply = await self._exchange(method, params, seconds, deadline, progress)
+        timing = self._timing(timeout, reset_on_progress, max_total_timeout)
+        return await self._request(method, params, timing, progress)
+
+    def _timing(
+        self, timeout: Timeout, reset_on_progress: bool | None, max_total_timeout: Timeout
+    ) -> _Timing:
+        options = self.options
+        seconds = options.request_timeout if timeout == "default" else timeout
+        reset = options.reset_on_progress if reset_on_progress is None else reset_on_progress
+        now = trio.current_time()
+        if not reset or seconds is None:
+            return _Timing(seconds, math.inf if seconds is None else now + seconds, None)
+        total = options.max_total_timeout if max_total_timeout == "default" else max_total_timeout
+        return _Timing(total, math.inf if total is None else now + total, seconds)
+
+    async def _request(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        timing: _Timing,
+        progress: ProgressCallback | None,
+    ) -> Mapping[str, Any]:
+        reply = await self._exchange(method, params, timing, progress)
         if reply.refused:
             # Refused for a session the server forgot, so it never ran: sent once
             # more, in the new session, within the same deadline.
             logger.debug("MCP server %r: sending %s again in the new session", self.name, method)
             self._check_usable()
-            reply = await self._exchange(method, params, seconds, deadline, progress)
+            reply = await self._exchange(method, params, timing, progress)
         if reply.error is not None:
             # Its own instance: the error may be every pending caller's, and a
             # shared one would collect all their frames in its traceback.
@@ -167,14 +227,17 @@ class McpClient(Actor):
         self,
         method: str,
         params: Mapping[str, Any] | None,
-        seconds: float | None,
-        deadline: float,
+        timing: _Timing,
         progress: ProgressCallback | None,
     ) -> Reply:
-        """Send one request; wait for its reply until ``deadline``, ``seconds`` from the call."""
-        await self._await_renewal(seconds, deadline, method)
+        """Send one request; wait for its reply until its deadline."""
+        idle = timing.idle
+        deadline = timing.deadline
+        # The first deadline: the whole call's, or the first idle period's.
+        first = deadline if idle is None else min(deadline, trio.current_time() + idle)
+        await self._await_renewal(timing.seconds if idle is None else idle, first, method)
         token: int | None = None
-        if progress is not None:
+        if progress is not None or idle is not None:
             token = self._progress_tokens()
             meta = dict((params or {}).get("_meta") or {})
             meta["progressToken"] = token
@@ -188,23 +251,26 @@ class McpClient(Actor):
             raise
         queued = False
         if token is not None:
-            assert progress is not None
-            self._notices.progress[token] = progress
+            on_progress = progress
+            if idle is not None:
+                on_progress = self._progress_resetting(reply, request.id, idle, deadline, progress)
+            assert on_progress is not None
+            self._notices.progress[token] = on_progress
         try:
             try:
                 self._mailbox_send.send_nowait(outgoing)
                 queued = True
             except trio.WouldBlock:
                 # The writer is behind: wait for room, within the deadline.
-                with trio.move_on_at(deadline):
+                with trio.move_on_at(first):
                     await self._mailbox_send.send(outgoing)
                     queued = True
                 if not queued:
                     self._session.cancel(request.id, notify=False)
                     reply.fail(TIMED_OUT)
             if not reply.done:
-                if deadline != math.inf:
-                    self._deadlines.add(deadline, reply, request.id)
+                if first != math.inf:
+                    self._deadlines.add(first, reply, request.id)
                 # Waiting for the reply is this call's checkpoint (send_nowait
                 # spared send()'s two).
                 await reply.wait()
@@ -217,14 +283,42 @@ class McpClient(Actor):
         finally:
             if token is not None:
                 self._notices.progress.pop(token, None)
+                if idle is not None:
+                    self._deadlines.forget(request.id)
         if reply.error is TIMED_OUT:
-            assert seconds is not None
+            if idle is not None and trio.current_time() < deadline:
+                raise RequestTimeoutError(
+                    f"MCP server {self.name!r} sent no answer or progress for {method} "
+                    f"within {idle:g} s",
+                    method=method,
+                    timeout=idle,
+                )
+            assert timing.seconds is not None
+            total = "its maximum total of " if idle is not None else ""
             raise RequestTimeoutError(
-                f"MCP server {self.name!r} did not answer {method} within {seconds:g} s",
+                f"MCP server {self.name!r} did not answer {method} within "
+                f"{total}{timing.seconds:g} s",
                 method=method,
-                timeout=seconds,
+                timeout=timing.seconds,
             )
         return reply
+
+    def _progress_resetting(
+        self,
+        reply: Reply,
+        request_id: RequestId,
+        idle: float,
+        deadline: float,
+        progress: ProgressCallback | None,
+    ) -> ProgressCallback:
+        """A progress callback that restarts the call's idle deadline, then calls ``progress``."""
+        deadlines = self._deadlines
+
+        def on_progress(params: ProgressParams) -> object:
+            deadlines.reset(min(deadline, trio.current_time() + idle), reply, request_id)
+            return progress(params) if progress is not None else None
+
+        return on_progress
 
     async def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None:
         """Send a notification (for example ``notifications/roots/list_changed``)."""
@@ -234,7 +328,23 @@ class McpClient(Actor):
         await self._await_renewal(seconds, deadline, method)
         await self._mailbox_send.send(Outgoing.of(self._session.send_notification(method, params)))
 
-    async def ping(self, *, timeout: float | Literal["default"] | None = "default") -> None:
+    async def set_roots(self, roots: RootsProvider) -> None:
+        """Replace the roots and tell the server (``notifications/roots/list_changed``).
+
+        Roots are ``file://`` URIs (:class:`ConfigError` otherwise). The client
+        must have been made with ``roots`` (an empty list will do), since the
+        capability is declared when the session opens.
+        """
+        if self.options.roots is None:
+            raise UsageError(
+                f"McpClient for {self.name!r} was made without roots, so it did not declare "
+                "them; give ClientOptions(roots=[]) to change them later"
+            )
+        self.options = attrs.evolve(self.options, roots=roots)
+        if self.connected:
+            await self.notify("notifications/roots/list_changed")
+
+    async def ping(self, *, timeout: Timeout = "default") -> None:
         """Check that the server answers (health checks use this).
 
         The modern era has no ``ping``: there the check is ``server/discover``,
@@ -244,24 +354,29 @@ class McpClient(Actor):
         method = "server/discover" if features is not None and not features.ping else "ping"
         await self.request(method, timeout=timeout)
 
-    async def list_tools(self) -> list[Tool]:
-        """Every tool the server offers, all pages followed."""
-        return [t for page in await self._pages("tools/list", ListToolsResult) for t in page.tools]
+    async def list_tools(self, *, timeout: Timeout = "default") -> list[Tool]:
+        """Every tool the server offers, all pages followed within ``timeout``."""
+        pages = await self._pages("tools/list", ListToolsResult, timeout)
+        return [t for page in pages for t in page.tools]
 
     async def call_tool(
         self,
         name: str,
         arguments: Mapping[str, Any] | None = None,
         *,
-        timeout: float | Literal["default"] | None = "default",
+        timeout: Timeout = "default",
         progress: ProgressCallback | None = None,
         meta: Mapping[str, Any] | None = None,
+        reset_on_progress: bool | None = None,
+        max_total_timeout: Timeout = "default",
     ) -> CallToolResult:
         """Call a tool and return its result.
 
         A tool that failed comes back as a result with ``is_error`` set (that
         is the tool's answer, for the model to read); an error of the protocol
-        (unknown tool, bad params) raises :class:`McpError`.
+        (unknown tool, bad params) raises :class:`McpError`. The deadlines are
+        those of :meth:`request`: a long tool that reports progress can run
+        past ``timeout`` with ``reset_on_progress``.
         """
         if type(name) is not str or not name:
             raise ConfigError(f"tool name must be a non-empty string, got {name!r}")
@@ -276,7 +391,14 @@ class McpClient(Actor):
         if meta:
             params["_meta"] = dict(meta)
         try:
-            result = await self.request("tools/call", params, timeout=timeout, progress=progress)
+            result = await self.request(
+                "tools/call",
+                params,
+                timeout=timeout,
+                progress=progress,
+                reset_on_progress=reset_on_progress,
+                max_total_timeout=max_total_timeout,
+            )
         except ConfigError as exc:
             raise ConfigError(f"arguments of tool {name!r} cannot be sent: {exc}") from exc
         try:
@@ -286,41 +408,52 @@ class McpClient(Actor):
                 f"MCP server {self.name!r}, result of tool {name!r}: {exc}"
             ) from exc
 
-    async def list_resources(self) -> list[Resource]:
-        """Every resource the server lists, all pages followed."""
-        pages = await self._pages("resources/list", ListResourcesResult)
+    async def list_resources(self, *, timeout: Timeout = "default") -> list[Resource]:
+        """Every resource the server lists, all pages followed within ``timeout``."""
+        pages = await self._pages("resources/list", ListResourcesResult, timeout)
         return [r for page in pages for r in page.resources]
 
-    async def list_resource_templates(self) -> list[ResourceTemplate]:
-        """Every resource template the server lists, all pages followed."""
-        pages = await self._pages("resources/templates/list", ListResourceTemplatesResult)
+    async def list_resource_templates(
+        self, *, timeout: Timeout = "default"
+    ) -> list[ResourceTemplate]:
+        """Every resource template the server lists, all pages followed within ``timeout``."""
+        pages = await self._pages("resources/templates/list", ListResourceTemplatesResult, timeout)
         return [t for page in pages for t in page.resource_templates]
 
-    async def read_resource(self, uri: str) -> ReadResourceResult:
+    async def read_resource(self, uri: str, *, timeout: Timeout = "default") -> ReadResourceResult:
         """Read one resource."""
-        return ReadResourceResult.from_dict(await self.request("resources/read", {"uri": uri}))
+        self._require("resources", "resources/read")
+        result = await self.request("resources/read", {"uri": uri}, timeout=timeout)
+        return ReadResourceResult.from_dict(result)
 
-    async def subscribe_resource(self, uri: str) -> None:
+    async def subscribe_resource(self, uri: str, *, timeout: Timeout = "default") -> None:
         """Ask for ``notifications/resources/updated`` when ``uri`` changes."""
-        await self.request("resources/subscribe", {"uri": uri})
+        self._require("resources", "resources/subscribe", "subscribe")
+        await self.request("resources/subscribe", {"uri": uri}, timeout=timeout)
 
-    async def unsubscribe_resource(self, uri: str) -> None:
+    async def unsubscribe_resource(self, uri: str, *, timeout: Timeout = "default") -> None:
         """Stop updates for ``uri``."""
-        await self.request("resources/unsubscribe", {"uri": uri})
+        self._require("resources", "resources/unsubscribe", "subscribe")
+        await self.request("resources/unsubscribe", {"uri": uri}, timeout=timeout)
 
-    async def list_prompts(self) -> list[Prompt]:
-        """Every prompt the server offers, all pages followed."""
-        pages = await self._pages("prompts/list", ListPromptsResult)
+    async def list_prompts(self, *, timeout: Timeout = "default") -> list[Prompt]:
+        """Every prompt the server offers, all pages followed within ``timeout``."""
+        pages = await self._pages("prompts/list", ListPromptsResult, timeout)
         return [p for page in pages for p in page.prompts]
 
     async def get_prompt(
-        self, name: str, arguments: Mapping[str, str] | None = None
+        self,
+        name: str,
+        arguments: Mapping[str, str] | None = None,
+        *,
+        timeout: Timeout = "default",
     ) -> GetPromptResult:
         """Render a prompt with its arguments."""
+        self._require("prompts", "prompts/get")
         params: dict[str, Any] = {"name": name}
         if arguments:
             params["arguments"] = dict(arguments)
-        return GetPromptResult.from_dict(await self.request("prompts/get", params))
+        return GetPromptResult.from_dict(await self.request("prompts/get", params, timeout=timeout))
 
     async def complete(
         self,
@@ -329,32 +462,62 @@ class McpClient(Actor):
         value: str,
         *,
         context_arguments: Mapping[str, str] | None = None,
+        timeout: Timeout = "default",
     ) -> CompleteResult:
         """Ask for completions of an argument of a prompt or resource template.
 
         ``ref`` is ``{"type": "ref/prompt", "name": ...}`` or
         ``{"type": "ref/resource", "uri": ...}``.
         """
+        self._require("completions", "completion/complete")
         params: dict[str, Any] = {"ref": dict(ref), "argument": {"name": argument, "value": value}}
         if context_arguments:
             params["context"] = {"arguments": dict(context_arguments)}
-        return CompleteResult.from_dict(await self.request("completion/complete", params))
+        result = await self.request("completion/complete", params, timeout=timeout)
+        return CompleteResult.from_dict(result)
 
-    async def set_logging_level(self, level: str) -> None:
+    async def set_logging_level(self, level: str, *, timeout: Timeout = "default") -> None:
         """Ask the server to send log messages at ``level`` and above."""
         if level not in LOG_LEVELS:
             raise ConfigError(
                 f"unknown logging level {level!r}; use one of {', '.join(LOG_LEVELS)}"
             )
-        await self.request("logging/setLevel", {"level": level})
+        self._require("logging", "logging/setLevel")
+        await self.request("logging/setLevel", {"level": level}, timeout=timeout)
 
-    async def _pages(self, method: str, page_type: type[Any]) -> list[Any]:
+    def _require(self, capability: str, method: str, feature: str | None = None) -> None:
+        """Refuse ``method`` at once when the server did not declare what it needs.
+
+        The typed methods check; :meth:`request` sends anything.
+        """
+        result = self._session.initialize_result
+        if result is None:
+            return  # a new session is opening; its answer decides
+        declared = getattr(result.capabilities, capability)
+        if declared is not None and (feature is None or declared.get(feature) is True):
+            return
+        name = capability if feature is None else f"{capability}.{feature}"
+        raise CapabilityError(
+            f"MCP server {self.name!r} did not declare the {name!r} capability, "
+            f"so {method} was not sent",
+            capability=name,
+            method=method,
+            server=self.name,
+        )
+
+    async def _pages(self, method: str, page_type: type[Any], timeout: Timeout) -> list[Any]:
+        """Every page of a listing; ``timeout`` bounds them all together."""
+        self._check_usable()
+        kind = _LISTING_CAPABILITY.get(method)
+        if kind is not None:
+            self._require(kind, method)
+        timing = self._timing(timeout, False, None)
         pages: list[McpType] = []
         cursor: str | None = None
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
             params = {"cursor": cursor} if cursor is not None else None
-            page = page_type.from_dict(await self.request(method, params), method)
+            page = page_type.from_dict(await self._request(method, params, timing, None), method)
             pages.append(page)
             cursor = page.next_cursor
             if cursor is None:

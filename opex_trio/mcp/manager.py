@@ -46,11 +46,13 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import attrs
 import trio
 
 from .. import telemetry
 from .._exceptions import detached, one_exception, unwrap_single
 from ..errors import (
+    CapabilityError,
     ConfigError,
     HealthCheckError,
     McpError,
@@ -66,7 +68,7 @@ from ..supervision import ChildHandle, Supervisor
 from ..telemetry import ChildStateChanged, ServerStateChanged
 from ..transports.base import Transport, TransportFactory
 from .call_meta import current_call_meta
-from .client import McpClient, ProgressCallback, SessionRenewed
+from .client import ClientOptions, McpClient, ProgressCallback, RootsProvider, SessionRenewed
 from .config import ServerConfig, parse_server, server_id
 from .naming import assign_names
 from .options import (
@@ -77,6 +79,11 @@ from .options import (
     ServerState,
     ServerStatus,
     transport_factory,
+)
+from .output_schema import (
+    check_structured_content,
+    output_validation_available,
+    rejected_result,
 )
 
 __all__ = [
@@ -90,6 +97,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("opex_trio.mcp.manager")
+
+# Checked once: whether results can be checked by default.
+_OUTPUT_CHECKS = output_validation_available()
 
 
 class _Server:
@@ -111,6 +121,7 @@ class _Server:
         self.handle: ChildHandle | None = None
         self.changed = trio.Event()
         self.loading = trio.Lock()
+        self.instructions: str | None = None
 
     @property
     def restarts(self) -> int:
@@ -121,6 +132,7 @@ class _Server:
         if client.protocol_version is not None:  # None while a handshake is under way
             self.protocol_version = client.protocol_version
             self.server_info = client.server_info
+            self.instructions = client.instructions
 
     def ready_client(self) -> McpClient | None:
         client = self.client
@@ -141,11 +153,23 @@ class SessionManager:
     that start, stop or use servers raise :class:`~opex_trio.errors.UsageError`
     outside that block (the snapshots, :meth:`servers`, :meth:`status` and
     :meth:`tools`, work at any time).
+
+    ``roots`` are the roots of every server whose own client options give
+    none (``file://`` URIs; an empty list declares the capability so that
+    :meth:`set_roots` can fill it later).
     """
 
-    def __init__(self, *, options: ServerOptions | None = None, name: str = "mcp") -> None:
+    def __init__(
+        self,
+        *,
+        options: ServerOptions | None = None,
+        name: str = "mcp",
+        roots: RootsProvider | None = None,
+    ) -> None:
         self.options = options or ServerOptions()
         self.name = name
+        # Checked as ClientOptions checks them.
+        self._roots = ClientOptions(roots=roots).roots
         self._servers: dict[str, _Server] = {}
         self._supervisor: Supervisor | None = None
         self._streams: list[
@@ -286,6 +310,7 @@ class SessionManager:
             last_error=entry.last_error,
             restarts=entry.restarts,
             tools=tuple(t.name for t in entry.tools),
+            instructions=entry.instructions,
         )
 
     def client(self, server_id: str) -> McpClient:
@@ -339,6 +364,28 @@ class SessionManager:
         for sid in ids:
             await self._ready_client(self._entry(sid), deadline)
 
+    async def set_roots(self, roots: RootsProvider) -> None:
+        """Replace the roots of every server that has none of its own, and tell them.
+
+        Each connected one gets ``notifications/roots/list_changed``; one that
+        is restarting asks for them when it is back.
+        """
+        self._sup()
+        if self._roots is None:
+            raise UsageError(
+                "this SessionManager was made without roots, so its servers did not declare "
+                "them; give SessionManager(roots=[]) to set them later"
+            )
+        self._roots = ClientOptions(roots=roots).roots
+        for entry in list(self._servers.values()):
+            client = entry.client
+            if entry.options.client.roots is not None or client is None:
+                continue
+            try:
+                await client.set_roots(roots)
+            except (TransportError, UsageError) as exc:
+                logger.debug("MCP server %r: roots not sent now (%s)", entry.id, exc)
+
     # -- calls
 
     async def call_tool(
@@ -349,25 +396,61 @@ class SessionManager:
         *,
         timeout: float | Literal["default"] | None = "default",
         progress: ProgressCallback | None = None,
+        reset_on_progress: bool | None = None,
+        max_total_timeout: float | Literal["default"] | None = "default",
     ) -> CallToolResult:
         """Call a tool of one server by its own name.
 
         Waits for the server within the call's deadline (``timeout``, by
         default the server's ``call_timeout``); see the module docstring for
-        what happens when the server dies during the call.
+        what happens when the server dies during the call. With
+        ``reset_on_progress`` (by default that of the server's
+        :class:`~opex_trio.mcp.client.ClientOptions`) ``timeout`` is an idle
+        deadline each progress report restarts, and ``max_total_timeout`` (by
+        default the server's) bounds the whole call.
         """
         self._sup()
         entry = self._entry(server_id)
+        _refuse_task_only(entry, name)
         seconds = entry.options.call_timeout if timeout == "default" else timeout
-        deadline = math.inf if seconds is None else trio.current_time() + seconds
+        start = trio.current_time()
+        deadline = math.inf if seconds is None else start + seconds
+        client_options = entry.options.client
+        if reset_on_progress is None:
+            reset_on_progress = client_options.reset_on_progress
+        reset = reset_on_progress and seconds is not None
+        total = (
+            client_options.max_total_timeout
+            if max_total_timeout == "default"
+            else max_total_timeout
+        )
+        hard = math.inf if not reset or total is None else start + total
         resent = 0
         while True:
-            client = await self._ready_client(entry, deadline)
-            remaining = None if deadline == math.inf else max(deadline - trio.current_time(), 0)
+            client = await self._ready_client(entry, min(deadline, hard))
+            now = trio.current_time()
             try:
-                return await client.call_tool(
-                    name, arguments, timeout=remaining, progress=progress, meta=current_call_meta()
-                )
+                if reset:
+                    result = await client.call_tool(
+                        name,
+                        arguments,
+                        timeout=seconds,
+                        progress=progress,
+                        reset_on_progress=True,
+                        meta=current_call_meta(),
+                        max_total_timeout=None if hard == math.inf else max(hard - now, 0),
+                    )
+                else:
+                    remaining = None if deadline == math.inf else max(deadline - now, 0)
+                    result = await client.call_tool(
+                        name,
+                        arguments,
+                        timeout=remaining,
+                        progress=progress,
+                        reset_on_progress=False,
+                        meta=current_call_meta(),
+                    )
+                return _check_output(entry, name, result)
             except RequestTimeoutError:
                 raise
             except TransportError:
@@ -388,14 +471,22 @@ class SessionManager:
         *,
         timeout: float | Literal["default"] | None = "default",
         progress: ProgressCallback | None = None,
+        reset_on_progress: bool | None = None,
+        max_total_timeout: float | Literal["default"] | None = "default",
     ) -> CallToolResult:
-        """Call a tool by its registry name."""
+        """Call a tool by its registry name; the options are those of :meth:`call_tool`."""
         self._sup()
         registered = self._registry.get(registry_name)
         if registered is None:
             raise ConfigError(f"no tool named {registry_name!r} in the registry")
         return await self.call_tool(
-            registered.server, registered.tool.name, arguments, timeout=timeout, progress=progress
+            registered.server,
+            registered.tool.name,
+            arguments,
+            timeout=timeout,
+            progress=progress,
+            reset_on_progress=reset_on_progress,
+            max_total_timeout=max_total_timeout,
         )
 
     def tools(self, *server_ids: str) -> dict[str, RegisteredTool]:
@@ -468,7 +559,10 @@ class SessionManager:
         raise error
 
     async def _serve_client(self, entry: _Server, *, task_status: Any) -> None:
-        client = McpClient(entry.factory, name=entry.id, options=entry.options.client)
+        options = entry.options.client
+        if options.roots is None and self._roots is not None:
+            options = attrs.evolve(options, roots=self._roots)
+        client = McpClient(entry.factory, name=entry.id, options=options)
         entry.client = client
         with unwrap_single():
             async with trio.open_nursery() as nursery:
@@ -614,3 +708,34 @@ class SessionManager:
             for (sid, tool_name), tool in sorted(by_key.items())
         }
         self._by_server = {(r.server, r.tool.name): name for name, r in self._registry.items()}
+
+
+def _check_output(entry: _Server, name: str, result: CallToolResult) -> CallToolResult:
+    """``result``, or a tool error when its structuredContent breaks the tool's outputSchema."""
+    mode = entry.options.validate_output
+    if mode == "off" or result.is_error:
+        return result
+    if mode is None and not _OUTPUT_CHECKS:
+        return result
+    tool = next((t for t in entry.tools if t.name == name), None)
+    if tool is None or tool.output_schema is None:
+        return result
+    reason = check_structured_content(tool, result)
+    if reason is None:
+        return result
+    logger.warning("MCP server %r: %s", entry.id, reason)
+    return result if mode == "warn" else rejected_result(result, reason)
+
+
+def _refuse_task_only(entry: _Server, name: str) -> None:
+    """Refuse a tool the server runs only as a task: this client cannot run tasks yet."""
+    tool = next((t for t in entry.tools if t.name == name), None)
+    if tool is not None and tool.task_support == "required":
+        raise CapabilityError(
+            f"tool {name!r} of MCP server {entry.id!r} runs only as a task "
+            "(execution.taskSupport is 'required'), and this client does not run tasks; "
+            "it was not called",
+            capability="tasks",
+            method="tools/call",
+            server=entry.id,
+        )

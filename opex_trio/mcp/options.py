@@ -26,6 +26,7 @@ from ..transports.stdio import StdioParameters, open_stdio_transport
 from ..transports.websocket import WebSocketParameters, open_websocket_transport
 from .client import ClientOptions
 from .config import ServerConfig
+from .output_schema import OutputValidation, require_output_validation
 
 __all__ = [
     "FINAL_STATES",
@@ -99,6 +100,11 @@ class ServerOptions:
     default deadline of a tool call, waiting for the server included.
     ``resend_idempotent`` lets a call whose server died mid-call be sent again
     after the restart, but only for tools annotated read-only or idempotent.
+    ``validate_output`` says what a result whose ``structuredContent`` does not
+    match the tool's ``outputSchema`` becomes: ``"error"`` (a tool error that
+    tells the model why), ``"warn"`` (logged, passed on) or ``"off"``; the
+    default, ``None``, is ``"error"`` when ``jsonschema`` (the ``schema``
+    extra) is installed and ``"off"`` otherwise.
     """
 
     client: ClientOptions = attrs.field(factory=ClientOptions)
@@ -108,6 +114,16 @@ class ServerOptions:
     deny_tools: tuple[str, ...] = attrs.field(default=(), converter=_deny_patterns)
     call_timeout: float | None = 60.0
     resend_idempotent: bool = False
+    validate_output: OutputValidation | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.validate_output not in (None, "error", "warn", "off"):
+            raise ConfigError(
+                f"validate_output must be 'error', 'warn', 'off' or None, "
+                f"got {self.validate_output!r}"
+            )
+        if self.validate_output in ("error", "warn"):
+            require_output_validation(f"validate_output={self.validate_output!r}")
 
     def allows(self, tool_name: str) -> bool:
         """Whether the filters let ``tool_name`` through."""
@@ -135,6 +151,8 @@ class ServerStatus:
     restarts: int
     tools: tuple[str, ...]
     """The server's own names of the tools it offers through the filters."""
+    instructions: str | None = None
+    """The server's instructions for the model, from its latest handshake."""
 
 
 @attrs.frozen

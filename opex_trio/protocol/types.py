@@ -173,6 +173,16 @@ class Tool(McpType):
         """Whether the server marks the tool idempotent (or read-only, which implies it)."""
         return self.read_only or bool(self.annotations and self.annotations.idempotent_hint)
 
+    @property
+    def task_support(self) -> str:
+        """How the tool runs as a task (``execution.taskSupport``).
+
+        ``"forbidden"`` (when the server says nothing), ``"optional"`` or ``"required"``.
+        """
+        execution = self.extra.get("execution")
+        support = execution.get("taskSupport") if isinstance(execution, Mapping) else None
+        return support if isinstance(support, str) else "forbidden"
+
 
 @attrs.frozen(slots=False)
 class ListToolsResult(McpType):

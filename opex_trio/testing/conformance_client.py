@@ -51,6 +51,7 @@ import trio
 from .._version import __version__
 from ..errors import SkillVerificationError
 from ..mcp.client import ClientOptions, McpClient
+from ..mcp.elicitation import defaults_of
 from ..mcp.skills import list_skills, load_skill
 from ..protocol.types import ElicitParams, ElicitResult, Implementation, Tool
 from ..protocol.versions import LEGACY_VERSIONS, MODERN_VERSIONS, Era
@@ -63,16 +64,6 @@ __all__ = ["defaults_of", "main", "run_scenario", "sample_arguments"]
 logger = logging.getLogger("opex_trio.testing.conformance_client")
 
 _BOUND = 60.0
-
-
-def defaults_of(schema: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``default`` of every property of an elicitation's requested schema."""
-    properties = (schema or {}).get("properties") or {}
-    return {
-        name: spec["default"]
-        for name, spec in properties.items()
-        if isinstance(spec, Mapping) and "default" in spec
-    }
 
 
 async def _accept_with_defaults(params: ElicitParams) -> ElicitResult:

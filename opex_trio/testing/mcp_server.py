@@ -197,6 +197,8 @@ _NO_ANSWER: Any = object()
 class McpTestServer:
     """A scriptable MCP server. Register tools with :meth:`tool` or :meth:`add_tool`.
 
+    ``capabilities`` replaces the server capabilities it declares (by default
+    tools, resources without subscriptions, prompts, logging and completions).
     It records what it received (:attr:`requests`, :attr:`notifications`, the
     ids of requests the client cancelled in :attr:`cancelled`) so tests can
     assert on them.
@@ -210,8 +212,20 @@ class McpTestServer:
         protocol_versions: tuple[str, ...] = LEGACY_VERSIONS,
         instructions: str | None = None,
         page_size: int | None = None,
+        capabilities: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
+        self.capabilities = (
+            dict(capabilities)
+            if capabilities is not None
+            else {
+                "tools": {"listChanged": True},
+                "resources": {"listChanged": True, "subscribe": False},
+                "prompts": {"listChanged": True},
+                "logging": {},
+                "completions": {},
+            }
+        )
         self.version = version
         self.protocol_versions = protocol_versions
         self.instructions = instructions
@@ -326,13 +340,7 @@ class McpTestServer:
         conn.version = version
         result: dict[str, Any] = {
             "protocolVersion": version,
-            "capabilities": {
-                "tools": {"listChanged": True},
-                "resources": {"listChanged": True, "subscribe": False},
-                "prompts": {"listChanged": True},
-                "logging": {},
-                "completions": {},
-            },
+            "capabilities": self.capabilities,
             "serverInfo": {"name": self.name, "version": self.version},
         }
         if self.instructions:
