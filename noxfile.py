@@ -12,6 +12,9 @@ changed.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -25,9 +28,12 @@ ROOT = Path(__file__).resolve().parent
 PEERS = ROOT / "tests" / "peers"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
-# Every supported Python; sessions for ones missing on the machine are skipped.
+# Every supported Python. A session for one missing on the machine is skipped,
+# and the ``matrix`` session (the last of ``-t ci``) names each one that did not
+# run; OPEX_PYTHONS="3.11 3.12" makes those versions required (a missing one fails).
 PYTHONS = ["3.11", "3.12", "3.13"]
 LOWEST_PYTHON = PYTHONS[0]
+REQUIRED_PYTHONS = os.environ.get("OPEX_PYTHONS", "").replace(",", " ").split()
 
 # Tool versions are pinned so that a new release cannot break CI unannounced.
 RUFF = "ruff==0.17.6"
@@ -46,7 +52,7 @@ CONFORMANCE_SCENARIOS = (
 
 nox.needs_version = ">=2026.10.20"
 nox.options.reuse_venv = "yes"
-nox.options.error_on_missing_interpreters = False
+nox.options.error_on_missing_interpreters = False  # the `matrix` session reports them
 # No network but the package registries here: never try to download a Python.
 nox.options.download_python = "never"
 nox.options.sessions = ["lint", "typing", "tests"]
@@ -269,3 +275,40 @@ def peers_lock(session: nox.Session) -> None:
         f"# CPython {python}; do not edit by hand.\n"
     )
     (PEERS / "requirements-peers.txt").write_text(header + "\n".join(pins) + "\n", encoding="utf-8")
+
+
+def python_found(version: str) -> bool:
+    """Whether ``python<version>`` on PATH runs, as nox needs it to (a pyenv shim may not)."""
+    path = shutil.which(f"python{version}")
+    if path is None:
+        return False
+    try:
+        done = subprocess.run([path, "-c", ""], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+# Defined last so that `nox -t ci` runs it last: its lines close the run.
+@nox.session(python=False, tags=["ci"])
+def matrix(session: nox.Session) -> None:
+    """Say which Pythons the `tests` sessions ran on and which were not found.
+
+    A Python missing here is not a pass: the line says it was not tested. With
+    ``OPEX_PYTHONS`` set, a listed version that is missing fails this session.
+    """
+    unknown = sorted(set(REQUIRED_PYTHONS) - set(PYTHONS))
+    if unknown:
+        session.error(f"OPEX_PYTHONS names versions no session supports: {', '.join(unknown)}")
+    found = [v for v in PYTHONS if python_found(v)]
+    missing = [v for v in PYTHONS if v not in found]
+    session.log(f"the tests sessions run on Python {', '.join(found) or 'none'} here")
+    if missing:
+        session.warn(
+            f"NOT TESTED on Python {', '.join(missing)}: no working "
+            f"{', '.join('python' + v for v in missing)} on PATH; install them (or, with pyenv, "
+            "list them in PYENV_VERSION) to run the whole matrix"
+        )
+    required_missing = [v for v in REQUIRED_PYTHONS if v in missing]
+    if required_missing:
+        session.error(f"OPEX_PYTHONS requires Python {', '.join(required_missing)}, not found")

@@ -49,6 +49,7 @@ from .errors import APIConnectionError as APIConnectionError
 from .errors import APIStatusError as APIStatusError
 from .errors import APITimeoutError as APITimeoutError
 from .errors import AuthenticationError as AuthenticationError
+from .errors import AuthorizationError as AuthorizationError
 from .errors import ConfigError as ConfigError
 from .errors import LLMError as LLMError
 from .errors import McpError as McpError
@@ -64,6 +65,7 @@ from .errors import TransportBrokenError as TransportBrokenError
 from .errors import TransportClosedError as TransportClosedError
 from .errors import TransportError as TransportError
 from .errors import UnknownToolError as UnknownToolError
+from .errors import UsageError as UsageError
 from .llm import ChatCompletion as ChatCompletion
 from .llm import ChatStream as ChatStream
 from .llm import Choice as Choice
@@ -90,6 +92,7 @@ from .mcp.manager import RegisteredTool as RegisteredTool
 from .mcp.manager import ServerOptions as ServerOptions
 from .mcp.manager import ServerStatus as ServerStatus
 from .mcp.manager import SessionManager as SessionManager
+from .protocol.types import Tool as Tool
 from .supervision import ChildHandle as ChildHandle
 from .supervision import RestartPolicy as RestartPolicy
 from .supervision import Supervisor as Supervisor
@@ -104,6 +107,7 @@ __all__ = [
     "APITimeoutError",
     "Approve",
     "AuthenticationError",
+    "AuthorizationError",
     "Chat",
     "ChatCompletion",
     "ChatEvent",
@@ -148,6 +152,7 @@ __all__ = [
     "SupervisionError",
     "Supervisor",
     "TextDelta",
+    "Tool",
     "ToolCall",
     "ToolCallDelta",
     "ToolFinished",
@@ -162,6 +167,7 @@ __all__ = [
     "TurnFinished",
     "UnknownToolError",
     "Usage",
+    "UsageError",
     "UsageEvent",
     "WebSocketParameters",
     "__version__",

@@ -18,36 +18,95 @@ import signal
 
 import trio
 
-__all__ = ["OutputTail", "group_alive", "signal_group", "terminate_group", "wait_group"]
+__all__ = [
+    "GroupWatch",
+    "OutputTail",
+    "group_alive",
+    "signal_group",
+    "terminate_group",
+    "wait_group",
+]
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any live (non-zombie) process remains in process group ``pgid``."""
+def _anything_in(pgid: int) -> bool:
+    """Whether the group has any process at all, zombies included: one cheap syscall."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # killpg also finds zombies; on Linux, look closer so an orphan waiting for
-    # init to reap it does not count as alive.
+    return True
+
+
+def _stat_fields(pid: int | str) -> list[bytes] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # Fields after the parenthesised command: state ppid pgrp ...
+    return stat[stat.rfind(b")") + 2 :].split()
+
+
+def _is_live_member(pid: int, pgid: int) -> bool:
+    fields = _stat_fields(pid)
+    return fields is not None and len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z"
+
+
+def _scan(pgid: int) -> set[int] | None:
+    """The live (non-zombie) members of group ``pgid``; ``None`` when /proc cannot be read."""
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return True
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # Fields after the parenthesised command: state ppid pgrp ...
-        rest = stat[stat.rfind(b")") + 2 :].split()
-        if len(rest) > 2 and int(rest[2]) == pgid and rest[0] != b"Z":
+        return None
+    return {int(e) for e in entries if e.isdigit() and _is_live_member(int(e), pgid)}
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process remains in process group ``pgid``.
+
+    This scans /proc, which takes milliseconds on a busy host: call it from a
+    thread or a test, never on the event loop (use :class:`GroupWatch` there).
+    """
+    if not _anything_in(pgid):
+        return False
+    # killpg also finds zombies; look closer so an orphan waiting for init to
+    # reap it does not count as alive.
+    members = _scan(pgid)
+    return True if members is None else bool(members)
+
+
+class GroupWatch:
+    """Tells whether a process group still has a live member, at almost no cost to the loop.
+
+    A signal 0 to the group answers most checks: nothing at all is left. When
+    something is, the members seen before are looked up one file each; only
+    when none of them lives (a zombie may be all that remains, or a member
+    started another) is /proc scanned again, and then in a worker thread, so
+    the event loop never waits for a scan.
+    """
+
+    def __init__(self, pgid: int) -> None:
+        self.pgid = pgid
+        self._members: set[int] = set()
+
+    async def alive(self) -> bool:
+        """Whether any live (non-zombie) process remains in the group."""
+        pgid = self.pgid
+        if not _anything_in(pgid):
+            await trio.lowlevel.checkpoint()
+            return False
+        for pid in list(self._members):
+            if _is_live_member(pid, pgid):
+                await trio.lowlevel.checkpoint()
+                return True
+            self._members.discard(pid)
+        members = await trio.to_thread.run_sync(_scan, pgid, abandon_on_cancel=True)
+        if members is None:
             return True
-    return False
+        self._members = members
+        return bool(members)
 
 
 def signal_group(pgid: int, sig: int) -> None:
@@ -56,12 +115,13 @@ def signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-async def wait_group(process: trio.Process) -> None:
+async def wait_group(process: trio.Process, watch: GroupWatch | None = None) -> None:
     """Wait until ``process`` and every other member of its group have exited."""
     await process.wait()
+    watch = watch or GroupWatch(process.pid)
     # The leader is gone; give the rest of its group time to follow.
     # No process can be awaited for the others of the group, so poll them.
-    while group_alive(process.pid):  # noqa: ASYNC110
+    while await watch.alive():  # noqa: ASYNC110
         await trio.sleep(0.05)
 
 
@@ -74,11 +134,12 @@ async def terminate_group(
     names the process in the warning logged when SIGKILL is needed.
     """
     pgid = process.pid
-    if group_alive(pgid):
+    watch = GroupWatch(pgid)
+    if await watch.alive():
         signal_group(pgid, signal.SIGTERM)
         with trio.move_on_after(term_grace):
-            await wait_group(process)
-    if group_alive(pgid):
+            await wait_group(process, watch)
+    if await watch.alive():
         logger.warning("%s (pid %d) ignored SIGTERM; killing its process group", label, pgid)
         signal_group(pgid, signal.SIGKILL)
     await process.wait()

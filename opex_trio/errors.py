@@ -8,6 +8,7 @@ specific class below, with the original chained as ``__cause__``.
 
     OpexError
     ├── ConfigError (ValueError)             bad input from the program: config, argument
+    ├── UsageError (RuntimeError)            an object used outside its life: closed, not entered
     ├── ProtocolError                         the peer broke JSON-RPC or MCP, or sent garbage
     │   ├── MessageTooLargeError              a message over the configured size limit
     │   └── VersionNegotiationError           no protocol version both sides speak
@@ -16,6 +17,9 @@ specific class below, with the original chained as ``__cause__``.
     ├── TransportError                        the connection to an MCP server
     │   ├── TransportClosedError              closed by us; using it later is a bug
     │   ├── TransportAuthError                the server refused our credentials (401, 403)
+    │   │   └── AuthorizationError            getting an OAuth access token for it failed
+    │   │       ├── IssuerMismatchError       an authorization server is not the issuer it claims
+    │   │       └── ResourceMismatchError     metadata names another resource than the server
     │   └── TransportBrokenError              broken by the peer or the network
     │       ├── ServerExitedError             a stdio server process exited
     │       ├── SessionExpiredError           an HTTP server forgot our session (404)
@@ -61,9 +65,11 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
+    "AuthorizationError",
     "BadRequestError",
     "ConfigError",
     "HealthCheckError",
+    "IssuerMismatchError",
     "LLMError",
     "McpError",
     "MessageTooLargeError",
@@ -73,6 +79,7 @@ __all__ = [
     "ProtocolError",
     "RateLimitError",
     "RequestTimeoutError",
+    "ResourceMismatchError",
     "ServerError",
     "ServerExitedError",
     "ServerUnavailableError",
@@ -84,6 +91,7 @@ __all__ = [
     "TransportClosedError",
     "TransportError",
     "UnknownToolError",
+    "UsageError",
     "VersionNegotiationError",
 ]
 
@@ -96,6 +104,15 @@ class ConfigError(OpexError, ValueError):
     """Bad input from the program: a config file, a config dict or an argument.
 
     The message names the input (file, field, value) that was wrong.
+    """
+
+
+class UsageError(OpexError, RuntimeError):
+    """The program used an object outside its life.
+
+    A closed ``Client`` or ``SessionManager``, one used before its
+    ``async with``, or one entered twice. A bug in the calling program, never
+    a condition to retry; the message says what to do instead.
     """
 
 
@@ -208,6 +225,36 @@ class TransportAuthError(TransportError):
         self.server = server
         self.status = status
         self.www_authenticate = www_authenticate
+
+
+class AuthorizationError(TransportAuthError):
+    """Getting an OAuth access token for a remote MCP server failed, or was refused on purpose.
+
+    ``reason`` is a short stable word a program can test (``"discovery"``,
+    ``"pkce"``, ``"state"``, ``"insecure"``, ``"token"``, ``"registration"``,
+    ``"step-up"``, ``"extra"``, ...). Tokens, codes, verifiers, client secrets
+    and keys are never part of the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        server: str | None = None,
+        status: int | None = None,
+        www_authenticate: str | None = None,
+    ) -> None:
+        super().__init__(message, server=server, status=status, www_authenticate=www_authenticate)
+        self.reason = reason
+
+
+class IssuerMismatchError(AuthorizationError):
+    """An authorization server's metadata or redirect named another issuer than expected."""
+
+
+class ResourceMismatchError(AuthorizationError):
+    """Protected-resource metadata names another resource than the MCP server it came from."""
 
 
 class TransportBrokenError(TransportError):

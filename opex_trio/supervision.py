@@ -77,7 +77,8 @@ import attrs
 import trio
 
 from . import telemetry
-from .errors import ConfigError, SupervisionError
+from ._exceptions import one_exception
+from .errors import ConfigError, SupervisionError, UsageError
 from .telemetry import ChildStateChanged
 
 __all__ = [
@@ -248,23 +249,6 @@ def _is_cancellation(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.split(trio.Cancelled)[1] is None
     return isinstance(exc, trio.Cancelled)
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for member in exc.exceptions for leaf in _leaves(member)]
-    return [exc]
-
-
-def _same_leaves(a: BaseException, b: BaseException) -> bool:
-    if a is b:
-        return True
-    if type(a) is not type(b) or not isinstance(a, BaseExceptionGroup):
-        return False
-    leaves_a, leaves_b = _leaves(a), _leaves(b)
-    return len(leaves_a) == len(leaves_b) and all(
-        x is y for x, y in zip(leaves_a, leaves_b, strict=True)
-    )
 
 
 def _describe(fn: Callable[..., object]) -> str:
@@ -671,7 +655,7 @@ class Supervisor:
 
     async def __aenter__(self) -> Supervisor:
         if self._manager is not None:
-            raise RuntimeError(f"supervisor {self._name!r} can be entered only once")
+            raise UsageError(f"supervisor {self._name!r} can be entered only once")
         self._manager = trio.open_nursery()
         self._nursery = await self._manager.__aenter__()
         return self
@@ -687,25 +671,18 @@ class Supervisor:
         self._closing = True
         self._nursery.cancel_scope.cancel()
         try:
-            suppress = bool(await self._manager.__aexit__(exc_type, exc, tb))
-        except BaseExceptionGroup as group:
-            # Children contain their errors, so the group holds the block's own
-            # exception or something that is not an error; unwrap a lone one.
-            if len(group.exceptions) != 1:
-                raise
-            (only,) = group.exceptions
-            # Trio's cancel scope rebuilds exception groups as it strips
-            # Cancelled, so the block's own group comes back as an equal copy.
-            if exc is not None and _same_leaves(only, exc):
-                return False
-            raise only from None
+            # Children contain their errors, so what escapes is the block's own
+            # exception, a cancellation that arrived while the children stopped,
+            # or something that is not an error: the caller gets one of them,
+            # the block's own first, never a group around it.
+            with one_exception([exc] if exc is not None else []):
+                return bool(await self._manager.__aexit__(exc_type, exc, tb))
         finally:
             self._closed = True
             for send, drop in self._streams:
                 send.close()
                 drop.close()
             self._streams.clear()
-        return suppress
 
     def start_soon(
         self,
@@ -787,7 +764,7 @@ class Supervisor:
         wants_status: bool,
     ) -> ChildHandle:
         if self._nursery is None or self._closing:
-            raise RuntimeError(
+            raise UsageError(
                 f"supervisor {self._name!r} is not open: start children inside its `async with`"
             )
         given: object = fn

@@ -7,13 +7,24 @@ Hypothesis's default budget, also without a deadline.
 Peers: the fixtures below return argv lists or paths from the ``peers`` module
 (``tests/peers/__init__.py``). A test that uses one is marked ``peers``; when the
 peer is not installed the test skips, or fails under ``OPEX_REQUIRE_PEERS=1``.
+
+Bounds: every trio test, fixtures included, runs under one ``trio.fail_after``
+(see :func:`bounded_trio_run`), so a bug that makes a test wait forever fails
+that test instead of stalling the run. The bound is on the test's own clock: in
+virtual time (``autojump_clock``) a wait that never ends jumps straight to it.
+``pytest-timeout`` (``timeout`` in pyproject.toml) is the backstop for what a
+trio deadline cannot reach: synchronous tests and a loop stuck outside trio.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import pytest
+import trio
 from hypothesis import HealthCheck, settings
 
 from tests import peers
@@ -45,11 +56,84 @@ PEER_FIXTURES = frozenset(
 )
 
 
+# Seconds a trio test may take, fixtures included. Real time: generous, so that a
+# loaded two-core machine never trips it, and below pytest-timeout's backstop so
+# that trio's own cancellation cleans up (processes, sockets) before that fires.
+# Virtual time: a day, longer than any schedule a test drives (restart backoff,
+# health checks, retry waits), and reached at once by a wait that never ends.
+REAL_TIME_BOUND = 300.0
+VIRTUAL_TIME_BOUND = 86_400.0
+
+
+class OverranBoundError(AssertionError):
+    """A test overran the bound every test runs under (see :data:`REAL_TIME_BOUND`)."""
+
+
+class _RealTimeGuard(trio.abc.Instrument):
+    """Cancels the test's scope once real time passes the bound, whatever its clock says.
+
+    A virtual clock only jumps when every task waits, so a test whose tasks never
+    stop running (a restart loop with no delay, say) would never reach a bound in
+    virtual time. The scheduler calls this hook on every pass, so the check is
+    one clock read a pass.
+    """
+
+    def __init__(self, scope: trio.CancelScope, bound: float) -> None:
+        self.scope = scope
+        self.deadline = time.monotonic() + bound
+        self.fired = False
+
+    def before_io_wait(self, timeout: float) -> None:
+        if not self.fired and time.monotonic() > self.deadline:
+            self.fired = True
+            self.scope.cancel()
+
+
+def bounded_trio_run(
+    fn: Callable[[], Awaitable[Any]],
+    *,
+    clock: trio.abc.Clock | None = None,
+    instruments: Sequence[trio.abc.Instrument] = (),
+) -> Any:
+    """``trio.run`` with the whole test (fixtures too) bounded in its own time and in real time.
+
+    pytest-trio calls the ``run`` of a test's ``trio`` marker with the test and
+    its clock; :func:`pytest_collection_modifyitems` gives every trio test this
+    one.
+    """
+    real_bound = REAL_TIME_BOUND
+    own_bound = real_bound if clock is None else VIRTUAL_TIME_BOUND
+    scope = trio.CancelScope()
+    guard = _RealTimeGuard(scope, real_bound)
+
+    async def bounded() -> Any:
+        # The bound on the test's own clock; in virtual time a wait that never ends
+        # reaches it at once.
+        scope.deadline = trio.current_time() + own_bound
+        with scope:
+            return await fn()
+        if guard.fired or clock is None:
+            within = f"{real_bound:g} seconds"
+        else:
+            within = f"{own_bound:g} seconds of virtual time"
+        raise OverranBoundError(
+            f"the test did not end within {within}: it waits for something that never "
+            "happens, or loops without end"
+        )
+
+    return trio.run(bounded, clock=clock, instruments=[*instruments, guard])
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses a peer fixture with ``peers``, so ``-m "not peers"`` works."""
+    """Mark peer tests with ``peers`` (so ``-m "not peers"`` works); bound every trio test."""
     for item in items:
         if PEER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.peers)
+        if item.get_closest_marker("trio") is not None:
+            # First, so that pytest-trio takes this ``run`` over the one its trio
+            # mode marked the test with.
+            item.add_marker(pytest.mark.trio(run=bounded_trio_run), append=False)
 
 
 @pytest.fixture

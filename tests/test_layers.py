@@ -100,15 +100,28 @@ ATTRS = {"attrs", "attr"}  # the attrs distribution installs both names
 # The most specific prefix wins. Each layer may also import itself.
 LAYERS = (
     layer("opex_trio.protocol", ATTRS, {"opex_trio.errors", "opex_trio._version"}, sans_io=True),
+    # OAuth for the HTTP transports; joserfc (the `oauth` extra) signs DPoP proofs and
+    # client assertions.
+    layer(
+        "opex_trio.auth",
+        {"trio", "httpx2", "joserfc", *ATTRS},
+        {*BASE, "opex_trio.protocol"},
+    ),
     layer(
         "opex_trio.transports",
         {"trio", "httpx2", "trio_websocket", *ATTRS},
-        {*BASE, "opex_trio.protocol"},
+        {*BASE, "opex_trio.protocol", "opex_trio.auth"},
     ),
     layer(
         "opex_trio.mcp",
         {"trio", *ATTRS},
-        {*BASE, "opex_trio.protocol", "opex_trio.transports", "opex_trio.supervision"},
+        {
+            *BASE,
+            "opex_trio.protocol",
+            "opex_trio.auth",
+            "opex_trio.transports",
+            "opex_trio.supervision",
+        },
     ),
     layer("opex_trio.llm", {"httpx2", "trio", *ATTRS}, set(BASE)),
     layer(

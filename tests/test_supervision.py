@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opex_trio import telemetry
-from opex_trio.errors import ConfigError, SupervisionError
+from opex_trio.errors import ConfigError, SupervisionError, UsageError
 from opex_trio.supervision import (
     ChildHandle,
     ChildStateChanged,
@@ -830,7 +830,7 @@ async def test_leaving_the_block_cancels_every_child(autojump_clock: trio.abc.Cl
     assert [child.finished for child in children] == [[10]] * 3
     assert [h.state for h in (*handles, backing_off)] == ["stopped"] * 4
     assert sup.children == ()
-    with pytest.raises(RuntimeError, match="not open"):
+    with pytest.raises(UsageError, match="not open"):
         sup.start_soon(Recorder())
 
 
@@ -890,6 +890,39 @@ async def test_body_exception_group_propagates_unchanged(autojump_clock: trio.ab
     with pytest.raises(ExceptionGroup) as info:
         await body()
     assert info.value is group
+
+
+@pytest.mark.parametrize("count", [1, 2, 8])
+@pytest.mark.parametrize("cancelled", [False, True], ids=["plain", "while-cancelled"])
+async def test_body_exception_comes_back_bare_while_a_cancellation_arrives(
+    autojump_clock: trio.abc.Clock, count: int, cancelled: bool
+) -> None:
+    # Children that take a while to stop: the outside cancellation reaches them
+    # while the block's own exception is on its way out.
+    async def slow_to_stop() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(1)
+
+    boom = Boom("from the body")
+
+    async def body() -> None:
+        with trio.CancelScope() as outer:
+            async with Supervisor() as sup:
+                for _ in range(count):
+                    sup.start_soon(slow_to_stop)
+                await trio.sleep(1)
+                if cancelled:
+                    outer.cancel()
+                raise boom
+
+    with pytest.raises(Boom) as info:
+        await body()
+    assert info.value is boom
+    assert not getattr(boom, "__notes__", None)
+    assert trio.current_time() == 2
 
 
 async def test_outside_cancellation_is_not_swallowed(autojump_clock: trio.abc.Clock) -> None:
@@ -1056,7 +1089,7 @@ async def test_bad_child_arguments(autojump_clock: trio.abc.Clock) -> None:
         await trio.sleep_forever()
 
     sup = Supervisor()
-    with pytest.raises(RuntimeError, match="not open"):
+    with pytest.raises(UsageError, match="not open"):
         sup.start_soon(child)
     async with sup:
         coroutine = child()
@@ -1070,7 +1103,7 @@ async def test_bad_child_arguments(autojump_clock: trio.abc.Clock) -> None:
             await sup.start(child, policy="never")  # type: ignore[arg-type]
         with pytest.raises(ConfigError, match="max_buffer"):
             sup.events(max_buffer=0)
-        with pytest.raises(RuntimeError, match="only once"):
+        with pytest.raises(UsageError, match="only once"):
             await sup.__aenter__()
         assert sup.children == ()
 

@@ -10,18 +10,21 @@ calls were made:
    :class:`~opex_trio.agent.tools.ToolIndex`, plus the program's own), and add
    its message to the conversation. ``on_assistant_message`` sees it.
 2. If it asked for tools (and ``execute_tools`` is on), run the calls of that
-   message concurrently in a nursery, each in a cancel scope of its own with
-   ``tool_timeout``. Every failure (unknown tool, arguments that are not a
-   JSON object, a denial, a timeout, an unavailable server, an error result, an
-   exception in the program's executor) becomes a tool message the model can
-   read and act on; nothing about a tool raises to the caller.
+   message (:mod:`opex_trio.agent._tool_calls`) concurrently in a nursery,
+   each in a cancel scope of its own with ``tool_timeout``. Every failure
+   (unknown tool, arguments that are not a JSON object, a denial, a timeout,
+   an unavailable server, an error result, an exception in the program's
+   executor) becomes a tool message the model can read and act on; nothing
+   about a tool raises to the caller.
 3. Add the tool messages in the order the model asked for the calls, each seen
    by ``on_tool_result``, and go back to 1.
 
 Hooks are described in :mod:`opex_trio.agent.hooks`. Each fires exactly once
 per message; an exception in a hook stops the chat and propagates with a note
 naming the hook. Cancelling a chat cancels its running tools, and each MCP
-server is told (``notifications/cancelled``).
+server is told (``notifications/cancelled``). However many tools run at once,
+the caller sees one exception, never a group: the hook's, or one
+``trio.Cancelled``.
 
 :meth:`Chat.stream` runs the same loop with streamed model calls and yields
 events as they happen: text deltas, tool calls started, progressing and
@@ -33,43 +36,44 @@ either mode.
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 
-import attrs
 import trio
 
-from .. import telemetry
-from ..errors import (
-    ConfigError,
-    McpError,
-    OpexError,
-    ServerUnavailableError,
-    TransportError,
-)
+from .._exceptions import one_exception
+from ..errors import ConfigError
 from ..llm.client import Client
-from ..llm.types import ChatCompletion, ContentDelta, ToolCall, Usage
+from ..llm.types import ChatCompletion, ContentDelta, Usage
 from ..mcp.manager import SessionManager
-from ..protocol.types import CallToolResult, ProgressParams, Tool
-from .content import image_parts, tool_message_content
+from ..protocol.types import Tool
+from ._tool_calls import TurnTools
+from .content import image_parts
+from .events import (
+    ChatEvent,
+    ChatFinished,
+    ChatResult,
+    Emit,
+    OnProgress,
+    StopReason,
+    TextDelta,
+    ToolFinished,
+    ToolProgress,
+    ToolResult,
+    ToolStarted,
+    TurnFinished,
+)
 from .hooks import (
-    NOT_MINE,
     UNCHANGED,
-    Approve,
     BeforeToolCallHook,
     Continue,
     CustomToolExecutor,
-    Deny,
-    NotMine,
     OnAssistantMessage,
     OnToolResult,
-    Rewrite,
     Stop,
-    call_hook,
-    describe,
+    run_hook,
 )
 from .tools import ToolIndex, ToolRef
 
@@ -89,132 +93,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("opex_trio.agent")
-
-StopReason: TypeAlias = Literal["answered", "max_turns", "stopped_by_hook", "tool_calls_returned"]
-"""Why a chat ended."""
-
-ToolOutcome: TypeAlias = Literal[
-    "ok", "error", "timeout", "denied", "unknown_tool", "bad_arguments", "unavailable"
-]
-
-
-@attrs.frozen
-class ToolResult:
-    """One tool call and what came of it.
-
-    ``name`` is the name the model used, ``server`` the MCP server that ran it
-    (``None`` for the program's own tools or when it never ran), ``content``
-    what the model reads, ``raw`` what the tool returned (an MCP
-    :class:`~opex_trio.protocol.types.CallToolResult` or the executor's value),
-    ``error`` the exception behind a failure, ``duration`` seconds of trio time.
-    """
-
-    tool_call_id: str
-    name: str
-    server: str | None
-    arguments: Mapping[str, Any] | None
-    content: str
-    outcome: ToolOutcome
-    raw: Any = None
-    error: BaseException | None = None
-    duration: float = 0.0
-
-    @property
-    def is_error(self) -> bool:
-        """Whether the call failed (the model was told why)."""
-        return self.outcome != "ok"
-
-
-@attrs.frozen
-class ChatResult:
-    """What a chat produced.
-
-    ``message`` is the last assistant message, ``messages`` every message the
-    chat added to the conversation (assistant and tool messages, in order),
-    ``tool_calls`` every call made, ``usage`` the token counts summed over all
-    turns (``None`` fields where the server never said), ``stop_reason`` why
-    it ended, ``turns`` the number of model calls, ``context`` the final
-    context. With ``execute_tools=False``, ``pending_tool_calls`` holds the
-    calls the model asked for, as OpenAI dicts, for the caller to run.
-    """
-
-    message: dict[str, Any] | None
-    messages: tuple[dict[str, Any], ...]
-    tool_calls: tuple[ToolResult, ...]
-    usage: Usage
-    stop_reason: StopReason
-    turns: int
-    context: Any = None
-    pending_tool_calls: tuple[dict[str, Any], ...] = ()
-
-    @property
-    def content(self) -> str | None:
-        """The text of the last assistant message."""
-        return self.message.get("content") if self.message else None
-
-
-@attrs.frozen
-class ChatEvent:
-    """Base class of what :meth:`Chat.stream` yields; ``turn`` counts model calls from 1."""
-
-    turn: int
-
-
-@attrs.frozen
-class TextDelta(ChatEvent):
-    """A piece of the model's answer."""
-
-    text: str
-
-
-@attrs.frozen
-class ToolStarted(ChatEvent):
-    """A tool call began."""
-
-    tool_call_id: str
-    name: str
-    arguments: Mapping[str, Any] | None
-
-
-@attrs.frozen
-class ToolProgress(ChatEvent):
-    """A running MCP tool call reported progress (``notifications/progress``).
-
-    ``progress`` only grows; ``total`` is ``None`` when the server does not
-    know it; ``message`` is the server's own words, if any.
-    """
-
-    tool_call_id: str
-    name: str
-    server: str | None
-    progress: float
-    total: float | None
-    message: str | None
-
-
-OnProgress: TypeAlias = Callable[[ToolProgress], object]
-"""Called with each :class:`ToolProgress` of a chat; may be sync or async."""
-
-
-@attrs.frozen
-class ToolFinished(ChatEvent):
-    """A tool call ended."""
-
-    result: ToolResult
-
-
-@attrs.frozen
-class TurnFinished(ChatEvent):
-    """A turn ended: the model's message and the results of its tool calls are in."""
-
-    message: dict[str, Any]
-
-
-@attrs.frozen
-class ChatFinished(ChatEvent):
-    """The chat ended; ``result`` is what :meth:`Chat.chat` would return."""
-
-    result: ChatResult
 
 
 def _add_usage(total: Usage, more: Usage | None) -> Usage:
@@ -264,9 +142,6 @@ class _Run:
             )
         if answer.context is not UNCHANGED:
             self.context = answer.context
-
-
-Emit: TypeAlias = Callable[[ChatEvent], None]
 
 
 class Chat:
@@ -436,7 +311,9 @@ class Chat:
                         print(event.text, end="")
 
         The last event is :class:`ChatFinished`. An error in the loop is raised
-        from the ``async with``; leaving the block early cancels the chat.
+        from the ``async with``; leaving the block early cancels the chat. An
+        exception raised in the block comes out of it unchanged, and a
+        cancellation as one ``trio.Cancelled``.
         """
         send, receive = trio.open_memory_channel[ChatEvent](buffer)
         failure: list[BaseException] = []
@@ -468,13 +345,20 @@ class Chat:
                 except Exception as exc:  # noqa: BLE001 - raised again from the async with
                     failure.append(exc)
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(run)
-            try:
-                async with receive:
-                    yield receive
-            finally:
-                nursery.cancel_scope.cancel()
+        # The block runs inside our nursery; what it raises comes back as it
+        # is, not in the group trio would wrap it in.
+        raised: list[BaseException] = []
+        with one_exception(raised):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run)
+                try:
+                    async with receive:
+                        yield receive
+                except BaseException as exc:
+                    raised.append(exc)
+                    raise
+                finally:
+                    nursery.cancel_scope.cancel()
         if failure:
             raise failure[0]
 
@@ -518,7 +402,7 @@ class Chat:
                 message["content"] = ""
             run.add(message)
             if self.on_assistant_message is not None:
-                answer = await self._hook(
+                answer = await run_hook(
                     "on_assistant_message", self.on_assistant_message, message, run.context
                 )
                 run.apply(answer, "on_assistant_message")
@@ -536,7 +420,8 @@ class Chat:
                 reason = "tool_calls_returned"
                 pending = tuple(call.to_dict() for call in calls)
                 break
-            results = await self._run_tools(emit, run, calls, index, timeout, parallel_tool_calls)
+            tools_of_turn = TurnTools(self, emit, run.turn, run.context, index, timeout)
+            results = await tools_of_turn.run(calls, parallel_tool_calls)
             stop = await self._add_results(run, results, tool_result_role)
             if emit is not None:
                 emit(TurnFinished(run.turn, message))
@@ -588,184 +473,6 @@ class Chat:
                     emit(TextDelta(run.turn, event.text))
             return await stream.get_final_completion()
 
-    async def _hook(self, label: str, hook: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return await call_hook(hook, *args)
-        except Exception as exc:
-            exc.add_note(f"raised by the {label} hook ({describe(hook)})")
-            raise
-
-    # -- tools
-
-    async def _run_tools(
-        self,
-        emit: Emit | None,
-        run: _Run,
-        calls: Sequence[ToolCall],
-        index: ToolIndex,
-        timeout: float | None,
-        parallel: bool,
-    ) -> list[ToolResult]:
-        results: list[ToolResult | None] = [None] * len(calls)
-
-        async def one(position: int, call: ToolCall) -> None:
-            results[position] = await self._run_tool(emit, run, call, index, timeout)
-
-        if parallel and len(calls) > 1:
-            async with trio.open_nursery() as nursery:
-                for position, call in enumerate(calls):
-                    nursery.start_soon(one, position, call)
-        else:
-            for position, call in enumerate(calls):
-                await one(position, call)
-        done = [r for r in results if r is not None]
-        assert len(done) == len(calls)
-        return done
-
-    async def _run_tool(
-        self,
-        emit: Emit | None,
-        run: _Run,
-        call: ToolCall,
-        index: ToolIndex,
-        timeout: float | None,
-    ) -> ToolResult:
-        start = trio.current_time()
-        name = call.name
-        ref = index.get(name)
-        server = ref.server if ref is not None else None
-        arguments, problem = _parse_arguments(call)
-        if emit is not None:
-            emit(ToolStarted(run.turn, call.id, name, arguments))
-        if telemetry.enabled():
-            telemetry.emit(telemetry.ToolCallStarted(tool=name, server=server, call_id=call.id))
-
-        def finish(
-            content: str,
-            outcome: ToolOutcome,
-            raw: Any = None,
-            error: BaseException | None = None,
-            server: str | None = server,
-            args: Mapping[str, Any] | None = arguments,
-        ) -> ToolResult:
-            result = ToolResult(
-                tool_call_id=call.id,
-                name=name,
-                server=server,
-                arguments=args,
-                content=content,
-                outcome=outcome,
-                raw=raw,
-                error=error,
-                duration=trio.current_time() - start,
-            )
-            if telemetry.enabled():
-                telemetry.emit(
-                    telemetry.ToolCallFinished(
-                        tool=name,
-                        server=server,
-                        outcome=outcome,
-                        duration=result.duration,
-                        call_id=call.id,
-                        error=error,
-                    )
-                )
-            if emit is not None:
-                emit(ToolFinished(run.turn, result))
-            return result
-
-        if problem is not None:
-            return finish(f"Error: {problem}", "bad_arguments", args=None)
-        assert arguments is not None
-        if ref is not None and not self._allowed(ref):
-            ref = None
-        if ref is None and self.custom_tool_executor is None:
-            return finish(self._unknown(name, index), "unknown_tool", server=None)
-        if self.before_tool_call is not None:
-            verdict = await self._hook(
-                "before_tool_call", self.before_tool_call, name, dict(arguments), run.context
-            )
-            if isinstance(verdict, Deny):
-                return finish(f"Error: the call was not run: {verdict.reason}", "denied")
-            if isinstance(verdict, Rewrite):
-                arguments = dict(verdict.arguments)
-            elif verdict is not None and not isinstance(verdict, Approve):
-                raise ConfigError(
-                    f"the before_tool_call hook returned {verdict!r}; "
-                    "return None, Approve(), Deny(reason) or Rewrite(arguments)"
-                )
-        progress = self._progress_reporter(emit, run.turn, call.id, name, server)
-        try:
-            with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
-                handled, value = await self._execute(name, arguments, ref, run.context, progress)
-        except ServerUnavailableError as exc:
-            return finish(
-                f"Error: the tool's server is not available: {exc}", "unavailable", error=exc
-            )
-        except (McpError, TransportError, OpexError) as exc:
-            return finish(f"Error: the tool call failed: {exc}", "error", error=exc)
-        except Exception as exc:
-            logger.exception("the tool %r raised", name)
-            return finish(f"Error: the tool failed: {exc}", "error", error=exc)
-        if scope.cancelled_caught:
-            return finish(f"Error: the tool did not finish within {timeout:g} s", "timeout")
-        if not handled:
-            return finish(self._unknown(name, index), "unknown_tool", server=None)
-        content = tool_message_content(value, max_chars=self.max_result_chars)
-        failed = isinstance(value, CallToolResult) and value.is_error
-        return finish(content, "error" if failed else "ok", raw=value)
-
-    def _progress_reporter(
-        self, emit: Emit | None, turn: int, call_id: str, name: str, server: str | None
-    ) -> Callable[[ProgressParams], object] | None:
-        """The MCP progress callback of one call, or ``None`` when nobody listens."""
-        on_progress = self.on_progress
-        if emit is None and on_progress is None:
-            return None
-
-        def report(params: ProgressParams) -> object:
-            event = ToolProgress(
-                turn, call_id, name, server, params.progress, params.total, params.message
-            )
-            if emit is not None:
-                emit(event)
-            # An awaitable result is run in the background by the MCP client.
-            return on_progress(event) if on_progress is not None else None
-
-        return report
-
-    async def _execute(
-        self,
-        name: str,
-        arguments: dict[str, Any],
-        ref: ToolRef | None,
-        context: Any,
-        progress: Callable[[ProgressParams], object] | None = None,
-    ) -> tuple[bool, Any]:
-        """Run one call: the program's executor first, then the MCP server."""
-        if self.custom_tool_executor is not None:
-            try:
-                value = await call_hook(self.custom_tool_executor, name, arguments, context)
-            except NotMine:
-                value = NOT_MINE
-            if value is not NOT_MINE:
-                return True, value
-        if ref is None or ref.server is None or self.mcp is None:
-            return False, None
-        result = await self.mcp.call_tool(
-            ref.server,
-            ref.original_name,
-            ref.call_arguments(arguments),
-            timeout=None,
-            progress=progress,
-        )
-        return True, result
-
-    def _unknown(self, name: str, index: ToolIndex) -> str:
-        known = sorted(ref.name for ref in index.values() if self._allowed(ref))
-        listing = ", ".join(known[:50]) + (" ..." if len(known) > 50 else "")
-        return f"Error: there is no tool named {name!r}. Available tools: {listing or 'none'}"
-
     async def _add_results(self, run: _Run, results: list[ToolResult], role: str) -> bool:
         """Add the tool messages and run ``on_tool_result``; True when a hook said stop."""
         images: list[dict[str, Any]] = []
@@ -795,7 +502,7 @@ class Chat:
             )
         if self.on_tool_result is not None:
             for result in results:
-                answer = await self._hook(
+                answer = await run_hook(
                     "on_tool_result",
                     self.on_tool_result,
                     result.tool_call_id,
@@ -805,20 +512,3 @@ class Chat:
                 )
                 run.apply(answer, "on_tool_result")
         return run.stop
-
-
-def _parse_arguments(call: ToolCall) -> tuple[dict[str, Any] | None, str | None]:
-    text = call.arguments
-    if not text.strip():
-        return {}, None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        return None, (
-            f"the arguments of tool {call.name!r} are not valid JSON ({exc}); send a JSON object"
-        )
-    if not isinstance(value, dict):
-        return None, (
-            f"the arguments of tool {call.name!r} must be a JSON object, got {type(value).__name__}"
-        )
-    return value, None

@@ -13,7 +13,7 @@ steers the loop:
   :class:`~opex_trio.protocol.types.CallToolResult`), or :data:`NOT_MINE` (or
   raises :class:`NotMine`) for a tool it does not handle, which then goes to
   the MCP servers. Any other exception is the tool's failure: the model is told
-  its message, the traceback goes to the log.
+  its message, the log gets one WARNING line (the traceback at DEBUG).
 * ``before_tool_call(name, arguments, context)`` returns ``None`` or
   :class:`Approve` (run the call), :class:`Deny` (do not run it; the model is
   told the reason) or :class:`Rewrite` (run it with other arguments).
@@ -44,6 +44,8 @@ __all__ = [
     "Rewrite",
     "Stop",
     "call_hook",
+    "describe",
+    "run_hook",
 ]
 
 
@@ -124,6 +126,15 @@ async def call_hook(hook: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+async def run_hook(label: str, hook: Callable[..., Any], *args: Any) -> Any:
+    """Call a hook; an exception it raises goes on with a note naming the hook."""
+    try:
+        return await call_hook(hook, *args)
+    except Exception as exc:
+        exc.add_note(f"raised by the {label} hook ({describe(hook)})")
+        raise
 
 
 def describe(hook: Callable[..., Any] | None) -> str:

@@ -25,13 +25,17 @@ import httpx2
 
 from ..llm.client import DEFAULT_BASE_URL, Client
 from ..llm.local import INSTALL_HINT, LocalModelServer, missing_local_model, open_local_model
-from ._errors import EXIT_NO_MODEL, EXIT_USAGE, CliError
+from ._errors import EXIT_FAILURE, EXIT_NO_MODEL, EXIT_USAGE, CliError
 
 OPENROUTER_KEY = "OPENROUTER_API_KEY"
 OPENAI_KEY = "OPENAI_API_KEY"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 OPENROUTER_MODEL = "openai/gpt-4o-mini"
 OPENAI_MODEL = "gpt-4o-mini"
+# Every answer has a bound, so a model that never stops (a small one behind a
+# local server can write until its context is full) ends in reasonable time.
+MAX_TOKENS = 2048
+# The embedded model is tiny and slow on a CPU: a shorter bound.
 LOCAL_MAX_TOKENS = 512
 APP_TITLE = "opex-trio"
 
@@ -120,6 +124,23 @@ class OpenModel:
         return f"using {self.model} on {url}{how}"
 
 
+def token_limit(choice: ModelChoice, requested: int | None) -> dict[str, int]:
+    """The request field that bounds an answer: ``requested`` tokens, else the default.
+
+    ``requested`` 0 sends no bound (the model's own limit applies). OpenAI's
+    own API gets ``max_completion_tokens``, the field its reasoning models
+    require (they refuse ``max_tokens``); every other server gets ``max_tokens``.
+    """
+    if requested is None:
+        requested = LOCAL_MAX_TOKENS if choice.source == "local" else MAX_TOKENS
+    if requested == 0:
+        return {}
+    url = choice.base_url or ""
+    host = httpx2.URL(url).host if "://" in url else ""
+    field = "max_completion_tokens" if host == "api.openai.com" else "max_tokens"
+    return {field: requested}
+
+
 async def _first_listed_model(base_url: str, api_key: str | None) -> str:
     url = base_url.rstrip("/") + "/models"
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -135,6 +156,12 @@ async def _first_listed_model(base_url: str, api_key: str | None) -> str:
                     return model_id
         else:
             problem = f"it answered HTTP {response.status_code}"
+    except httpx2.TransportError as exc:
+        # Nothing answered: naming a model would not help.
+        raise CliError(
+            f"the model endpoint {base_url} is unreachable: {type(exc).__name__}: {exc}",
+            EXIT_FAILURE,
+        ) from exc
     except (httpx2.HTTPError, ValueError, AttributeError) as exc:
         problem = f"asking it failed: {type(exc).__name__}: {exc}"
     raise CliError(f"pass --model: {url} names no model to use ({problem})", EXIT_USAGE)

@@ -119,36 +119,65 @@ class StreamAssembler:
 
     def feed(self, chunk: Any) -> list[StreamEvent]:
         """The events in one decoded chunk; raises :class:`StreamError` on an error chunk."""
-        # Most chunks carry one piece of text for a choice already seen; they
-        # take this short way (same result, fewer steps).
-        if type(chunk) is dict and "error" not in chunk and not chunk.get("usage"):
-            choices = chunk.get("choices")
-            if type(choices) is list and len(choices) == 1:
-                choice = choices[0]
-                if (
-                    type(choice) is dict
-                    and choice.get("finish_reason") is None
-                    and "error" not in choice
-                ):
-                    delta = choice.get("delta")
-                    state = self._choices.get(choice.get("index", 0))
-                    # OpenRouter repeats the role in every delta.
-                    if (
-                        type(delta) is dict
-                        and state is not None
-                        and (
-                            len(delta) == 1
-                            or (len(delta) == 2 and delta.get("role") in (None, state.role))
-                        )
-                    ):
-                        text = delta.get("content")
-                        if type(text) is str and text:
-                            self.chunks += 1
-                            state.content.append(text)
-                            return [ContentDelta(text, state.index)]
-        return self._feed(chunk)
+        event = self.feed_short(chunk)
+        return [event] if event is not None else self.feed_long(chunk)
 
-    def _feed(self, chunk: Any) -> list[StreamEvent]:
+    def feed_short(self, chunk: Any) -> StreamEvent | None:
+        """The event of a chunk of the commonest kind, or ``None`` (then nothing changed).
+
+        Most chunks carry one piece of text, or one piece of a known tool
+        call's arguments, for a choice already seen; this handles those in
+        few steps, with the same result as the long way. Anything else, an
+        error chunk included, returns ``None`` for :meth:`feed` to take the
+        long way; this never raises.
+        """
+        if type(chunk) is not dict or "error" in chunk or chunk.get("usage"):
+            return None
+        choices = chunk.get("choices")
+        if type(choices) is not list or len(choices) != 1:
+            return None
+        choice = choices[0]
+        if type(choice) is not dict or choice.get("finish_reason") is not None or "error" in choice:
+            return None
+        delta = choice.get("delta")
+        index = choice.get("index", 0)
+        if type(delta) is not dict or type(index) is not int:
+            return None
+        state = self._choices.get(index)
+        if state is None:
+            return None
+        size = len(delta)
+        # OpenRouter repeats the role in every delta.
+        if size != 1 and (size != 2 or delta.get("role") not in (None, state.role)):
+            return None
+        text = delta.get("content")
+        if type(text) is str and text:
+            self.chunks += 1
+            state.content.append(text)
+            return ContentDelta(text, index)
+        calls = delta.get("tool_calls")
+        if type(calls) is not list or len(calls) != 1:
+            return None
+        # A further piece of the arguments of a call already started, OpenAI's way.
+        piece = calls[0]
+        if type(piece) is not dict or len(piece) != 2:
+            return None
+        function = piece.get("function")
+        if type(function) is not dict or len(function) != 1:
+            return None
+        arguments = function.get("arguments")
+        server_index = piece.get("index")
+        if type(arguments) is not str or not arguments or type(server_index) is not int:
+            return None
+        position = state.by_index.get(server_index)
+        if position is None:
+            return None
+        self.chunks += 1
+        state.tool_calls[position].arguments.append(arguments)
+        return ToolCallDelta(position, None, None, arguments, index)
+
+    def feed_long(self, chunk: Any) -> list[StreamEvent]:
+        """The events in one decoded chunk, the long way (every kind of chunk)."""
         if type(chunk) is not dict:
             raise self._error(f"a stream chunk is {type(chunk).__name__}, not an object", chunk)
         self.chunks += 1
@@ -181,10 +210,10 @@ class StreamAssembler:
         if type(choice) is not dict:
             raise self._error("a stream chunk's choice is not an object", chunk)
         index = choice.get("index", position)
+        if not isinstance(index, int):
+            raise self._error(f"a choice's index is {index!r}", chunk)
         state = self._choices.get(index)
         if state is None:
-            if not isinstance(index, int):
-                raise self._error(f"a choice's index is {index!r}", chunk)
             state = self._choices[index] = _ChoiceState(index)
         if "error" in choice:
             self._raise_error(chunk)
@@ -236,6 +265,8 @@ class StreamAssembler:
         if not isinstance(call_id, str):
             call_id = str(call_id)
         server_index = piece.get("index")
+        if isinstance(server_index, list | dict):
+            raise self._error(f"a tool call delta's index is {server_index!r}", chunk)
         position: int | None = None
         if call_id and call_id in state.by_id:
             position = state.by_id[call_id]
@@ -319,12 +350,9 @@ class StreamAssembler:
 
     def partial(self) -> ChatCompletion | None:
         """What was assembled so far, or ``None`` before the first chunk."""
-        if not self.chunks:
-            return None
-        try:
-            return self.completion()
-        except Exception:  # noqa: BLE001  (a malformed chunk must not hide the error being reported)
-            return None
+        # completion() cannot fail here: feed() keeps only well-formed parts
+        # (a property test feeds it arbitrary chunks to hold it to that).
+        return self.completion() if self.chunks else None
 
     def check_complete(self, done: bool) -> ChatCompletion:
         """The final completion, or :class:`StreamError` if the stream was cut short.

@@ -20,10 +20,14 @@ closed connection, bad HTTP)
 
 Each retry doubles the previous wait; at most 3 retries (4 attempts). Jitter
 only ever adds to a wait, so a wait is never shorter than the table says; the
-jittered exponential wait is capped at ``max_delay``. A ``Retry-After`` (or
-``retry-after-ms``) header longer than the computed wait lengthens it, up to
-``max_retry_after``: the server's hint is honoured, but a hint of an hour does
-not park the call for an hour.
+jittered exponential wait is capped at ``max_delay``.
+
+These waits are for a server that gave no hint. A ``retry-after-ms`` or
+``Retry-After`` header on the failed response is the server's own word on when
+to come back, and it is followed exactly, shorter or longer than the table,
+without jitter, up to ``max_retry_after``: a 300 ms hint waits 300 ms, a hint
+of an hour waits ``max_retry_after`` (the call's deadline may then end it
+sooner). A malformed or negative hint counts as none.
 """
 
 from __future__ import annotations
@@ -97,7 +101,9 @@ class RetryPolicy:
         max_delay: cap of the exponential wait, jitter included.
         jitter: the wait is multiplied by ``1 + jitter * random()``; ``0`` turns
             jitter off (as tests do to assert exact times).
-        max_retry_after: the longest ``Retry-After`` the client honours.
+        max_retry_after: the longest server hint (``Retry-After`` or
+            ``retry-after-ms``) the client waits; a hint replaces the policy's
+            wait, shorter or longer.
         rate_limit_statuses: statuses (or error codes in a body) retried as rate limits.
         server_error_statuses: statuses (or error codes in a body) retried as server errors.
         random: the source of jitter, a callable returning a float in ``[0, 1)``.
@@ -148,17 +154,17 @@ class RetryPolicy:
     def delay(self, kind: RetryKind, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first retry).
 
-        ``retry_after`` is the server's hint in seconds, if it sent one.
+        ``retry_after`` is the server's hint in seconds, if it sent one: it is
+        the wait then (up to ``max_retry_after``), in place of the policy's.
         """
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
         base = self.base_delay(kind)
         wait = base * self.multiplier ** (retry - 1)
         if self.jitter:
             wait *= 1.0 + self.jitter * self.random()
         # Jitter never takes a wait below the policy's minimum, the cap included.
-        wait = max(min(wait, self.max_delay), min(base, self.max_delay))
-        if retry_after is not None and retry_after > wait:
-            wait = max(wait, min(retry_after, self.max_retry_after))
-        return wait
+        return max(min(wait, self.max_delay), min(base, self.max_delay))
 
     def next_delay(
         self, error: LLMError, attempts: int, retry_after: float | None = None

@@ -12,6 +12,14 @@ people already have into those classes:
   ``{"name": {"url", "headers"}}``. VS Code's ``"servers"`` key is accepted
   too, and ``"disabled": true`` skips a server.
 
+A remote server that uses OAuth gets an ``"oauth"`` object (or the same keys
+at the top of its entry): ``client_id`` (a pre-registration; without one the
+client registers itself), ``client_secret_env`` (the name of the environment
+variable holding the secret, never the secret itself), ``scopes`` (a list or
+a space-separated string), ``grant`` (``"authorization_code"``, the default,
+or ``"client_credentials"``), ``client_metadata_url`` and ``redirect_port``
+(the loopback port of the login callback; a free one by default).
+
 Every error is a :class:`~opex_trio.errors.ConfigError` that names the file
 (when there is one), the server and the field.
 """
@@ -28,6 +36,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from ..auth import (
+    AuthorizationCode,
+    ClientCredentials,
+    ClientIdentity,
+    LoopbackRedirect,
+    OAuth,
+    OAuthConfig,
+)
+from ..auth.config import Grant
 from ..errors import ConfigError
 from ..transports.http import HttpParameters
 from ..transports.stdio import StdioParameters, normalize_env
@@ -65,7 +82,11 @@ _FOREIGN_KEYS = frozenset(
 _STDIO_KEYS = frozenset({"command", "args", "env", "cwd", "inherit_env"})
 
 _REMOTE_KEYS = frozenset(
-    {"url", "headers", "auth_token", "execution_id", "execution_id_header", "transport"}
+    {"url", "headers", "auth_token", "execution_id", "execution_id_header", "transport", "oauth"}
+    | {"client_id", "client_secret_env", "scopes"}
+)
+_OAUTH_KEYS = frozenset(
+    {"client_id", "client_secret_env", "scopes", "grant", "client_metadata_url", "redirect_port"}
 )
 # How the "type" field of mcpServers files names the HTTP transports.
 _HTTP_TYPES = {
@@ -147,6 +168,7 @@ def _parse_remote(
     for key in ("auth_token", "execution_id", "execution_id_header"):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"{where}.{key} must be a string, got {type(data[key]).__name__}")
+    auth = _parse_oauth(data, name, where)
     try:
         if url.startswith(("ws://", "wss://")):
             return WebSocketParameters(
@@ -155,6 +177,7 @@ def _parse_remote(
                 headers=headers,
                 execution_id=data.get("execution_id"),
                 execution_id_header=data.get("execution_id_header", "Execution-Id"),
+                auth=auth,
                 name=name,
             )
         kind = data.get("transport") or data.get("type") or "auto"
@@ -171,10 +194,67 @@ def _parse_remote(
             execution_id_header=data.get("execution_id_header", "Execution-Id"),
             headers=headers,
             transport=mode,  # type: ignore[arg-type]
+            auth=auth,
             name=name,
         )
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _parse_oauth(data: Mapping[str, Any], name: str | None, where: str) -> OAuth | None:
+    """The OAuth client a remote entry asks for, or ``None``."""
+    section: Any = data.get("oauth")
+    flat = {key: data[key] for key in _OAUTH_KEYS if key in data}
+    if section is None and not flat:
+        return None
+    if section is True:
+        section = {}
+    if not isinstance(section, Mapping) and section is not None:
+        raise ConfigError(f"{where}.oauth must be an object or true, got {section!r}")
+    settings = {**flat, **(section or {})}
+    where = f"{where}.oauth" if section is not None else where
+    unknown = set(settings) - _OAUTH_KEYS
+    if unknown:
+        raise ConfigError(f"{where} has unknown fields {sorted(unknown)}")
+    for key in ("client_id", "client_secret_env", "client_metadata_url", "grant"):
+        if key in settings and not isinstance(settings[key], str):
+            raise ConfigError(f"{where}.{key} must be a string")
+    secret = None
+    variable = settings.get("client_secret_env")
+    if variable is not None:
+        secret = os.environ.get(variable)
+        if not secret:
+            raise ConfigError(
+                f"{where}.client_secret_env names {variable!r}, which is not set in the environment"
+            )
+    scopes = settings.get("scopes")
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    if scopes is not None and (
+        not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes)
+    ):
+        raise ConfigError(f"{where}.scopes must be a list of strings or a string")
+    port = settings.get("redirect_port", 0)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
+        raise ConfigError(f"{where}.redirect_port must be a port number, got {port!r}")
+    kind = settings.get("grant", "authorization_code")
+    grant: Grant
+    if kind == "authorization_code":
+        grant = AuthorizationCode(LoopbackRedirect(port=port))
+    elif kind == "client_credentials":
+        if settings.get("client_id") is None or secret is None:
+            raise ConfigError(f"{where}: the client_credentials grant needs client_id and a secret")
+        grant = ClientCredentials()
+    else:
+        raise ConfigError(
+            f"{where}.grant must be 'authorization_code' or 'client_credentials', got {kind!r}"
+        )
+    identity = ClientIdentity(
+        client_id=settings.get("client_id"),
+        client_secret=secret,
+        client_metadata_url=settings.get("client_metadata_url"),
+    )
+    return OAuth(OAuthConfig(grant=grant, client=identity, scopes=scopes), name=name)
 
 
 def from_config(data: Any, *, source: str = "config") -> dict[str, ServerConfig]:

@@ -41,18 +41,15 @@ the server's info are reloaded from it.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Mapping
 from typing import Any, Literal
 
-import attrs
 import trio
 
 from .. import telemetry
-from .._exceptions import unwrap_single
+from .._exceptions import detached, one_exception, unwrap_single
 from ..errors import (
     ConfigError,
     HealthCheckError,
@@ -61,18 +58,25 @@ from ..errors import (
     RequestTimeoutError,
     ServerUnavailableError,
     TransportError,
+    UsageError,
 )
 from ..protocol.session import ListChanged
 from ..protocol.types import CallToolResult, Implementation, Tool
-from ..supervision import ChildHandle, RestartPolicy, Supervisor
+from ..supervision import ChildHandle, Supervisor
 from ..telemetry import ChildStateChanged, ServerStateChanged
 from ..transports.base import Transport, TransportFactory
-from ..transports.http import HttpParameters, open_http_transport
-from ..transports.stdio import StdioParameters, open_stdio_transport
-from ..transports.websocket import WebSocketParameters, open_websocket_transport
-from .client import ClientOptions, McpClient, ProgressCallback, SessionRenewed
+from .client import McpClient, ProgressCallback, SessionRenewed
 from .config import ServerConfig, parse_server, server_id
 from .naming import assign_names
+from .options import (
+    FINAL_STATES,
+    HealthCheck,
+    RegisteredTool,
+    ServerOptions,
+    ServerState,
+    ServerStatus,
+    transport_factory,
+)
 
 __all__ = [
     "HealthCheck",
@@ -85,128 +89,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("opex_trio.mcp.manager")
-
-ServerState = Literal["starting", "ready", "unhealthy", "restarting", "failed", "stopped"]
-"""Where a managed server is: ``"starting"`` (first connection), ``"ready"``,
-``"unhealthy"`` (a health check failed; still serving), ``"restarting"``
-(after a failure, during backoff and reconnection), and the final
-``"failed"`` (restart intensity reached) and ``"stopped"`` (removed or the
-manager closed)."""
-
-_FINAL: frozenset[str] = frozenset({"failed", "stopped"})
-
-
-@attrs.frozen
-class HealthCheck:
-    """How a server's health is checked.
-
-    Every ``interval`` seconds the server is pinged (a cheap request where the
-    protocol version has no ping), with ``timeout`` seconds to answer; after
-    ``failures`` failed checks in a row it is restarted.
-    """
-
-    interval: float = 30.0
-    timeout: float = 10.0
-    failures: int = 2
-
-    def __attrs_post_init__(self) -> None:
-        if not self.interval > 0 or not self.timeout > 0:
-            raise ConfigError(
-                f"HealthCheck interval and timeout must be positive, got {self.interval!r} "
-                f"and {self.timeout!r}"
-            )
-        if isinstance(self.failures, bool) or not isinstance(self.failures, int):
-            raise ConfigError(f"HealthCheck.failures must be an int, got {self.failures!r}")
-        if self.failures < 1:
-            raise ConfigError(f"HealthCheck.failures must be at least 1, got {self.failures!r}")
-
-
-def _patterns(value: Iterable[str] | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return (value,)
-    return tuple(value)
-
-
-def _deny_patterns(value: Iterable[str] | None) -> tuple[str, ...]:
-    return _patterns(value) or ()
-
-
-def _default_restart() -> RestartPolicy:
-    return RestartPolicy(backoff_initial=0.5, backoff_max=30.0)
-
-
-@attrs.frozen(kw_only=True)
-class ServerOptions:
-    """How the manager runs one server.
-
-    ``allow_tools`` and ``deny_tools`` are glob patterns on the server's own
-    tool names (``None`` allows all; deny wins). ``call_timeout`` is the
-    default deadline of a tool call, waiting for the server included.
-    ``resend_idempotent`` lets a call whose server died mid-call be sent again
-    after the restart, but only for tools annotated read-only or idempotent.
-    """
-
-    client: ClientOptions = attrs.field(factory=ClientOptions)
-    restart: RestartPolicy = attrs.field(factory=_default_restart)
-    health: HealthCheck | None = attrs.field(factory=HealthCheck)
-    allow_tools: tuple[str, ...] | None = attrs.field(default=None, converter=_patterns)
-    deny_tools: tuple[str, ...] = attrs.field(default=(), converter=_deny_patterns)
-    call_timeout: float | None = 60.0
-    resend_idempotent: bool = False
-
-    def allows(self, tool_name: str) -> bool:
-        """Whether the filters let ``tool_name`` through."""
-        if any(fnmatch.fnmatchcase(tool_name, p) for p in self.deny_tools):
-            return False
-        if self.allow_tools is None:
-            return True
-        return any(fnmatch.fnmatchcase(tool_name, p) for p in self.allow_tools)
-
-
-@attrs.frozen
-class ServerStatus:
-    """A snapshot of one managed server.
-
-    ``protocol_version`` and ``server_info`` are those of the server's latest
-    handshake (``None`` before the first); like ``tools``, they are kept while
-    the server restarts.
-    """
-
-    id: str
-    state: ServerState
-    protocol_version: str | None
-    server_info: Implementation | None
-    last_error: BaseException | None
-    restarts: int
-    tools: tuple[str, ...]
-    """The server's own names of the tools it offers through the filters."""
-
-
-@attrs.frozen
-class RegisteredTool:
-    """A tool in the registry: its registry name, its server, and its definition."""
-
-    name: str
-    server: str
-    tool: Tool
-
-
-def transport_factory(
-    config: ServerConfig, name: str
-) -> Callable[[], AbstractAsyncContextManager[Transport]]:
-    """The function that opens a fresh connection for ``config``."""
-    if isinstance(config, StdioParameters):
-        params = config if config.name else attrs.evolve(config, name=name)
-        return lambda: open_stdio_transport(params)
-    if isinstance(config, HttpParameters):
-        http = config if config.name else attrs.evolve(config, name=name)
-        return lambda: open_http_transport(http)
-    if isinstance(config, WebSocketParameters):
-        ws = config if config.name else attrs.evolve(config, name=name)
-        return lambda: open_websocket_transport(ws)
-    raise ConfigError(f"server {name!r}: unsupported configuration {type(config).__name__}")
 
 
 class _Server:
@@ -254,7 +136,10 @@ class SessionManager:
 
     ``options`` are the defaults for every server (each :meth:`add_server`
     may give its own). Use it as ``async with SessionManager() as mcp:``;
-    leaving the block stops every server and leaves no process behind.
+    leaving the block stops every server and leaves no process behind. Calls
+    that start, stop or use servers raise :class:`~opex_trio.errors.UsageError`
+    outside that block (the snapshots, :meth:`servers`, :meth:`status` and
+    :meth:`tools`, work at any time).
     """
 
     def __init__(self, *, options: ServerOptions | None = None, name: str = "mcp") -> None:
@@ -267,10 +152,15 @@ class SessionManager:
         ] = []
         self._registry: dict[str, RegisteredTool] = {}
         self._by_server: dict[tuple[str, str], str] = {}
+        self._closed = False
+        # Removed servers whose task may not have ended yet (a cancelled removal).
+        self._stopping: dict[str, ChildHandle] = {}
 
     # -- lifetime
 
     async def __aenter__(self) -> SessionManager:
+        if self._supervisor is not None:
+            raise UsageError(f"{self!r} can be entered only once; make a new SessionManager")
         self._supervisor = Supervisor(self.name, on_event=self._on_child_event)
         await self._supervisor.__aenter__()
         return self
@@ -278,17 +168,29 @@ class SessionManager:
     async def __aexit__(self, *exc_info: Any) -> bool:
         assert self._supervisor is not None
         try:
-            return await self._supervisor.__aexit__(*exc_info)
+            # A cancellation that arrives while the servers stop joins the
+            # block's own exception in a group; the caller gets one of them.
+            block = exc_info[1]
+            with one_exception([block] if isinstance(block, BaseException) else []):
+                return await self._supervisor.__aexit__(*exc_info)
         finally:
             for entry in self._servers.values():
                 self._set_state(entry, "stopped")
-            for send, _ in self._streams:
+            self._closed = True
+            for send, drop in self._streams:
                 send.close()
+                drop.close()
             self._streams.clear()
 
+    def __repr__(self) -> str:
+        return f"SessionManager(name={self.name!r})"
+
     def _sup(self) -> Supervisor:
+        """The supervisor of an open manager; :class:`UsageError` for any other."""
         if self._supervisor is None:
-            raise RuntimeError("use the SessionManager inside 'async with'")
+            raise UsageError("use the SessionManager inside 'async with SessionManager() as mcp:'")
+        if self._closed:
+            raise UsageError(f"{self!r} is closed; make a new SessionManager")
         return self._supervisor
 
     # -- servers
@@ -320,8 +222,18 @@ class SessionManager:
         else:
             parsed = parse_server(config, name=name)
         sid = name or server_id(parsed)  # type: ignore[arg-type]
-        if sid in self._servers and self._servers[sid].state not in _FINAL:
+        if sid in self._servers and self._servers[sid].state not in FINAL_STATES:
             raise ConfigError(f"a server with id {sid!r} is already running")
+        stopping = self._stopping.get(sid)
+        if stopping is not None:
+            # A removal of this id was cancelled before its task ended; the
+            # new task takes the name only once the old one is gone, so no
+            # late event of the old one is taken for the new one's.
+            await stopping.stop()
+            if self._stopping.get(sid) is stopping:
+                del self._stopping[sid]
+            if sid in self._servers and self._servers[sid].state not in FINAL_STATES:
+                raise ConfigError(f"a server with id {sid!r} is already running")
         entry = _Server(sid, parsed, options or self.options)
         self._servers[sid] = entry
         self._emit(entry, "starting", None)
@@ -335,8 +247,13 @@ class SessionManager:
     async def remove_server(self, server_id: str) -> None:
         """Stop a server and forget it.
 
-        Its calls in flight fail with :class:`ServerUnavailableError`.
+        Its calls in flight fail with :class:`ServerUnavailableError`. The
+        server leaves the list and its tools the registry at once, before its
+        connection has closed, so a removal that is cancelled while it waits
+        for that still leaves nothing behind (the server goes on stopping, and
+        :meth:`add_server` of the same id waits until it has).
         """
+        self._sup()
         entry = self._entry(server_id)
         if entry.client is not None:
             entry.client.abort(
@@ -344,11 +261,14 @@ class SessionManager:
                     f"MCP server {server_id!r} was removed", server=server_id, state="stopped"
                 )
             )
-        if entry.handle is not None:
-            await entry.handle.stop()
         self._set_state(entry, "stopped")
         del self._servers[server_id]
         self._rebuild_registry()
+        if entry.handle is not None:
+            self._stopping[server_id] = entry.handle
+            await entry.handle.stop()
+            if self._stopping.get(server_id) is entry.handle:
+                del self._stopping[server_id]
 
     def servers(self) -> list[ServerStatus]:
         """A snapshot of every server, in the order they were added."""
@@ -372,6 +292,7 @@ class SessionManager:
 
         While it renews a session the server forgot, its calls wait for the new one.
         """
+        self._sup()
         entry = self._entry(server_id)
         client = entry.ready_client()
         if client is None:
@@ -382,11 +303,28 @@ class SessionManager:
         """Subscribe to server state changes from now on.
 
         The manager never waits for a reader: when ``max_buffer`` events wait,
-        the oldest is dropped. The channel ends when the manager closes.
+        the oldest is dropped. The channel ends when the manager closes; close
+        it to unsubscribe (the manager forgets it and writes to it no more).
         """
         send, receive = trio.open_memory_channel[ServerStateChanged](max_buffer)
+        if self._closed:
+            send.close()
+            return receive
+        self._drop_closed_streams()
+        # A receive clone of our own lets us drop the oldest event when full.
         self._streams.append((send, receive.clone()))
         return receive
+
+    def _drop_closed_streams(self) -> None:
+        live = []
+        for send, drop in self._streams:
+            if drop.statistics().open_receive_channels <= 1:
+                # The subscriber closed its end; only our clone is left.
+                send.close()
+                drop.close()
+            else:
+                live.append((send, drop))
+        self._streams = live
 
     async def wait_ready(self, *server_ids: str, timeout: float | None = None) -> None:
         """Wait until the servers (all of them when none is named) are ready.
@@ -394,6 +332,7 @@ class SessionManager:
         Raises :class:`ServerUnavailableError` for a server that failed, was
         stopped, or is not ready when ``timeout`` seconds have passed.
         """
+        self._sup()
         ids = server_ids or tuple(self._servers)
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         for sid in ids:
@@ -416,6 +355,7 @@ class SessionManager:
         default the server's ``call_timeout``); see the module docstring for
         what happens when the server dies during the call.
         """
+        self._sup()
         entry = self._entry(server_id)
         seconds = entry.options.call_timeout if timeout == "default" else timeout
         deadline = math.inf if seconds is None else trio.current_time() + seconds
@@ -447,6 +387,7 @@ class SessionManager:
         progress: ProgressCallback | None = None,
     ) -> CallToolResult:
         """Call a tool by its registry name."""
+        self._sup()
         registered = self._registry.get(registry_name)
         if registered is None:
             raise ConfigError(f"no tool named {registry_name!r} in the registry")
@@ -470,7 +411,8 @@ class SessionManager:
 
     async def refresh_tools(self, server_id: str) -> None:
         """Reload a ready server's tools now."""
-        await self._load_tools(self._entry(server_id), self.client(server_id))
+        client = self.client(server_id)
+        await self._load_tools(self._entry(server_id), client)
 
     # -- internals
 
@@ -500,7 +442,7 @@ class SessionManager:
                 client = entry.ready_client()
                 if client is not None:
                     return client
-                if entry.state in _FINAL:
+                if entry.state in FINAL_STATES:
                     raise self._unavailable(entry)
                 await entry.changed.wait()
         raise self._unavailable(entry)
@@ -512,6 +454,17 @@ class SessionManager:
         return tool is not None and tool.idempotent
 
     async def _serve(self, entry: _Server, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        # The supervisor keeps a failure until the next one; raised as it came,
+        # its frames would keep the dead client and its transport alive.
+        try:
+            await self._serve_client(entry, task_status=task_status)
+        except Exception as exc:  # noqa: BLE001 - raised again below, without its frames
+            error = detached(exc)
+        else:
+            return
+        raise error
+
+    async def _serve_client(self, entry: _Server, *, task_status: Any) -> None:
         client = McpClient(entry.factory, name=entry.id, options=entry.options.client)
         entry.client = client
         with unwrap_single():
@@ -603,12 +556,14 @@ class SessionManager:
         entry = self._servers.get(event.child)
         if entry is None:
             return
-        if event.error is not None:
-            entry.last_error = event.error
+        # Kept and handed to subscribers: what a user reads, not the frames it passed.
+        error = detached(event.error) if event.error is not None else None
+        if error is not None:
+            entry.last_error = error
         if event.state == "restarting" or (event.state == "starting" and event.restarts > 0):
-            self._set_state(entry, "restarting", event.error)
+            self._set_state(entry, "restarting", error)
         elif event.state == "failed":
-            self._set_state(entry, "failed", event.error)
+            self._set_state(entry, "failed", error)
         elif event.state in ("stopped", "done"):
             self._set_state(entry, "stopped")
 
@@ -616,7 +571,9 @@ class SessionManager:
         self, entry: _Server, state: ServerState, error: BaseException | None = None
     ) -> None:
         previous = entry.state
-        if previous == state:
+        if previous == state or self._servers.get(entry.id) is not entry:
+            # A removed server is "stopped" for good, whatever its task does
+            # while it winds down.
             return
         entry.state = state
         entry.changed.set()
@@ -635,14 +592,13 @@ class SessionManager:
         )
         if telemetry.enabled():
             telemetry.emit(event)
-        for send, drop in list(self._streams):
+        self._drop_closed_streams()
+        for send, drop in self._streams:
             try:
                 send.send_nowait(event)
             except trio.WouldBlock:
                 drop.receive_nowait()
                 send.send_nowait(event)
-            except trio.BrokenResourceError:
-                self._streams.remove((send, drop))
 
     def _rebuild_registry(self) -> None:
         pairs = [(entry.id, tool.name) for entry in self._servers.values() for tool in entry.tools]

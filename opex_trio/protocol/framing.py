@@ -22,8 +22,13 @@ from ..errors import MessageTooLargeError
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "LineFramer"]
 
-DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
-"""Default limit for one message: 4 MiB."""
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+"""Default limit for one message: 64 MiB.
+
+Real tool results are large: a file read whole, a screenshot, a query's rows.
+64 MiB takes a 20 MiB file even as base64 text (a third larger) with room to
+spare, while one runaway message from a broken server still costs at most
+that much memory per connection, never all of it."""
 
 _HEAD = 256
 

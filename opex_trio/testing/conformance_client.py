@@ -39,6 +39,7 @@ from ..mcp.client import ClientOptions, McpClient
 from ..protocol.types import ElicitParams, ElicitResult, Implementation
 from ..transports.base import Transport
 from ..transports.http import HttpParameters, open_http_transport
+from ._conformance_auth import oauth_for
 
 __all__ = ["defaults_of", "main", "run_scenario"]
 
@@ -81,6 +82,7 @@ async def run_scenario(url: str, scenario: str) -> None:
         url,
         name=f"conformance {scenario or 'server'}",
         auth_token=token if isinstance(token, str) and token else None,
+        auth=oauth_for(scenario, context, url),
     )
 
     def factory() -> AbstractAsyncContextManager[Transport]:

@@ -100,12 +100,15 @@ class JSONReply:
 
     ``body`` may also be ``bytes`` or ``str``, sent as they are (a body that is
     not JSON). ``delay`` seconds pass before the response head is sent.
+    ``trickle``, when above zero, sends the body one byte at a time, that many
+    seconds apart (a server that is slow but never silent for long).
     """
 
     body: Any = None
     status: int = 200
     headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers_field)
     delay: float = 0.0
+    trickle: float = 0.0
 
 
 @attrs.frozen
@@ -143,6 +146,8 @@ class SSEReply:
     ``done`` ends the events with ``data: [DONE]``. ``truncate`` then closes
     the connection in the middle of the body (no final empty chunk), the way a
     dropped connection looks to the client; otherwise the body ends cleanly.
+    ``trickle``, when above zero, sends the whole body one byte at a time,
+    that many seconds apart (each chunk's own delay is then ignored).
     """
 
     chunks: Sequence[Any] = ()
@@ -151,6 +156,7 @@ class SSEReply:
     done: bool = True
     truncate: bool = False
     delay: float = 0.0
+    trickle: float = 0.0
 
 
 @attrs.frozen
@@ -433,6 +439,11 @@ async def _send_reply(stream: trio.SocketStream, conn: h11.Connection, reply: Re
         else:
             body = json.dumps(reply.body, separators=(",", ":")).encode()
         out = _head(conn, reply.status, "application/json", reply.headers, len(body))
+        if reply.trickle > 0:
+            await stream.send_all(out)
+            await _trickle(stream, conn, body, reply.trickle)
+            await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+            return True
         out += conn.send(h11.Data(data=body)) or b""
         out += conn.send(h11.EndOfMessage()) or b""
         await stream.send_all(out)
@@ -456,11 +467,37 @@ async def _send_reply(stream: trio.SocketStream, conn: h11.Connection, reply: Re
     return False
 
 
+async def _trickle(
+    stream: trio.SocketStream, conn: h11.Connection, body: bytes, interval: float
+) -> None:
+    for position in range(len(body)):
+        await trio.sleep(interval)
+        await stream.send_all(conn.send(h11.Data(data=body[position : position + 1])) or b"")
+
+
+def _sse_payload(item: Any) -> bytes:
+    if isinstance(item, SSEChunk):
+        return item.encode()
+    if isinstance(item, bytes):
+        return item
+    return _encode_event(item)
+
+
 async def _send_sse(stream: trio.SocketStream, conn: h11.Connection, reply: SSEReply) -> bool:
     if reply.delay:
         await trio.sleep(reply.delay)
     headers = {"cache-control": "no-cache", **reply.headers}
     pending = _head(conn, reply.status, "text/event-stream", headers, -1)
+    if reply.trickle > 0:
+        await stream.send_all(pending)
+        body = b"".join(_sse_payload(item) for item in reply.chunks)
+        if reply.done:
+            body += b"data: [DONE]\n\n"
+        await _trickle(stream, conn, body, reply.trickle)
+        if reply.truncate:
+            return False
+        await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+        return True
     # Chunks without a delay go out in one write, as a fast server's would.
     for item in reply.chunks:
         chunk = item if isinstance(item, SSEChunk) else None
@@ -469,13 +506,7 @@ async def _send_sse(stream: trio.SocketStream, conn: h11.Connection, reply: SSER
                 await stream.send_all(pending)
                 pending = b""
             await trio.sleep(chunk.delay)
-        if chunk is not None:
-            payload = chunk.encode()
-        elif isinstance(item, bytes):
-            payload = item
-        else:
-            payload = _encode_event(item)
-        pending += conn.send(h11.Data(data=payload)) or b""
+        pending += conn.send(h11.Data(data=_sse_payload(item))) or b""
     if reply.done:
         pending += conn.send(h11.Data(data=b"data: [DONE]\n\n")) or b""
     if reply.truncate:

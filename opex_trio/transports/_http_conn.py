@@ -168,6 +168,7 @@ class HttpConnection:
             headers=headers,
             timeout=self.timeout,
             follow_redirects=self.params.follow_redirects,
+            auth=self.params.auth if self.params.auth is not None else httpx2.USE_CLIENT_DEFAULT,
         ) as response:
             close_body_with_response(response)
             yield response

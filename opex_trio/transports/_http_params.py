@@ -93,7 +93,9 @@ class HttpParameters:
     a stream when the server gave no ``retry:``; ``max_reconnects`` bounds the
     attempts in a row. ``open_get_stream`` opens the optional stream for
     messages the server sends on its own; ``terminate_on_close`` sends the
-    DELETE that ends the session.
+    DELETE that ends the session. ``auth`` is an :class:`httpx2.Auth` applied
+    to every request, such as :class:`opex_trio.auth.OAuth` (which then owns the
+    ``Authorization`` header).
     """
 
     url: str = attrs.field(validator=lambda i, a, v: _check_url(v))
@@ -110,6 +112,7 @@ class HttpParameters:
     transport: HttpMode = attrs.field(default="auto")
     max_message_size: int = attrs.field(default=DEFAULT_MAX_MESSAGE_SIZE)
     http_client: httpx2.AsyncClient | None = attrs.field(default=None, repr=False, eq=False)
+    auth: httpx2.Auth | None = attrs.field(default=None, repr=False, eq=False)
     name: str | None = None
     follow_redirects: bool = True
     reconnect_delay: float = attrs.field(default=1.0, validator=_positive("reconnect_delay"))

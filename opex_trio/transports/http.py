@@ -66,6 +66,7 @@ from contextlib import asynccontextmanager
 import httpx2
 import trio
 
+from ..errors import OpexError
 from ..protocol.jsonrpc import Notification, Request
 from ._http_conn import JSON, HttpConnection
 from ._http_params import HttpMode, HttpParameters, safe_url
@@ -206,8 +207,11 @@ class HttpTransport(Transport):
                         self.params.url,
                         headers=conn.headers(JSON),
                         timeout=conn.timeout,
+                        auth=self.params.auth
+                        if self.params.auth is not None
+                        else httpx2.USE_CLIENT_DEFAULT,
                     )
-                except httpx2.HTTPError as exc:
+                except (httpx2.HTTPError, OpexError) as exc:
                     logger.debug("MCP server %r: DELETE failed: %r", self.name, exc)
                 else:
                     if response.status_code >= 300 and response.status_code != 405:

@@ -8,6 +8,14 @@ starts node, ``uvx`` starts Python) can be signalled as one. Messages are
 newline-delimited JSON on the child's stdin and stdout; :class:`LineFramer`
 splits stdout into lines and enforces the size limit.
 
+The end of a server is seen in two ways. Usually its stdout reaches end of
+file. But a process it started (a backgrounded child, a shell's job) may
+still hold stdout open after the server itself exited, so a third task waits
+for the server process: once it has exited and everything it wrote before
+has been read, :meth:`StdioTransport.receive` raises
+:class:`~opex_trio.errors.ServerExitedError` with the exit status and the last
+stderr lines, and the group is stopped as below.
+
 stderr is read by its own task for the whole life of the process, so a server
 that floods stderr never blocks on a full pipe. Each line goes to the
 ``opex_trio.transports.stdio`` logger at DEBUG level and the last lines are
@@ -28,10 +36,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
+import struct
 import subprocess
+import termios
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -224,6 +235,10 @@ class StdioTransport(Transport):
         self._stderr = OutputTail(f"{self.name} stderr", params.stderr_lines, logger)
         self._eof = False
         self._closed = False
+        # Set once the server process exited although its stdout stays open.
+        self._exited_early = False
+        self._reading = False
+        self._stdout_fd = process.stdout.fileno() if hasattr(process.stdout, "fileno") else -1
 
     @property
     def pid(self) -> int:
@@ -282,9 +297,14 @@ class StdioTransport(Transport):
                 raise TransportClosedError(f"the connection to MCP server {self.name!r} is closed")
             if self._eof:
                 raise self._exited("closed its stdout")
+            if self._exited_early and not self._unread():
+                raise await self._left_behind()
+            self._reading = True
             try:
                 data = await self._stdout.receive_some(_READ_SIZE)
             except trio.ClosedResourceError as exc:
+                if self._exited_early and not self._closed:
+                    raise await self._left_behind() from None
                 raise TransportClosedError(
                     f"the connection to MCP server {self.name!r} is closed"
                 ) from exc
@@ -292,6 +312,8 @@ class StdioTransport(Transport):
                 self._eof = True
                 await self._settle()
                 raise self._exited("broke its stdout") from exc
+            finally:
+                self._reading = False
             if not data:
                 self._eof = True
                 await self._settle()
@@ -301,6 +323,39 @@ class StdioTransport(Transport):
         if isinstance(item, MessageTooLargeError):
             raise item
         return item
+
+    async def watch_exit(self) -> None:
+        """Wait for the server process to exit; then end the connection even if stdout stays open.
+
+        What the server wrote before it exited is still read: the reader is
+        woken only when nothing is left unread, and otherwise stops by itself
+        once it has read the rest (see :meth:`receive`).
+        """
+        await self.process.wait()
+        if self._closed or self._eof:
+            return
+        self._exited_early = True
+        if self._reading and not self._unread():
+            # The reader waits on a pipe that another process keeps open: closing
+            # our end wakes it, and it raises the server's exit.
+            self._stdout_fd = -1
+            await self._stdout.aclose()
+
+    def _unread(self) -> int:
+        """Bytes waiting in the stdout pipe (0 once our end is closed)."""
+        if self._stdout_fd < 0:
+            return 0
+        try:
+            raw = fcntl.ioctl(self._stdout_fd, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        count: int = struct.unpack("i", raw)[0]
+        return count
+
+    async def _left_behind(self) -> ServerExitedError:
+        self._eof = True
+        await self._settle()
+        return self._exited("exited; a process it started still holds its stdout open")
 
     async def _settle(self) -> None:
         # Give a dying server a moment to be reaped, so errors can carry its
@@ -387,6 +442,7 @@ async def open_stdio_transport(params: StdioParameters) -> AsyncIterator[StdioTr
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(transport.drain_stderr)
+            nursery.start_soon(transport.watch_exit)
             try:
                 yield transport
             finally:

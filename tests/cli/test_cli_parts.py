@@ -5,14 +5,15 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from opex_trio.cli._errors import EXIT_USAGE, CliError, describe, one_line, status_of
 from opex_trio.cli._input import LineReader
-from opex_trio.cli._model import choose_model
-from opex_trio.cli._ui import Ui, progress_text
+from opex_trio.cli._model import LOCAL_MAX_TOKENS, MAX_TOKENS, choose_model, token_limit
+from opex_trio.cli._ui import Ui, fit, progress_text
 from opex_trio.errors import AuthenticationError, ConfigError, ServerExitedError
 
 OPENROUTER = "https://openrouter.ai/api/v1"
@@ -169,3 +170,69 @@ async def test_line_reader_can_be_cancelled() -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+@pytest.mark.parametrize(
+    ("choice", "requested", "expected"),
+    [
+        # The default bound, in the field each API takes.
+        ({"base_url": "http://127.0.0.1:8080/v1"}, None, {"max_tokens": MAX_TOKENS}),
+        ({"base_url": OPENROUTER}, None, {"max_tokens": MAX_TOKENS}),
+        ({"local": True}, None, {"max_tokens": LOCAL_MAX_TOKENS}),
+        (
+            {"environ": {"OPENAI_API_KEY": "k"}},
+            None,
+            {"max_completion_tokens": MAX_TOKENS},
+        ),
+        ({"base_url": "https://api.openai.com/v1"}, 99, {"max_completion_tokens": 99}),
+        # Asked for: that bound; 0: none at all.
+        ({"base_url": "http://127.0.0.1:8080/v1"}, 7, {"max_tokens": 7}),
+        ({"base_url": "http://127.0.0.1:8080/v1"}, 0, {}),
+        ({"local": True}, 0, {}),
+    ],
+)
+def test_every_answer_has_a_token_bound(
+    choice: dict[str, Any], requested: int | None, expected: dict[str, int]
+) -> None:
+    chosen = choose_model(
+        local=choice.get("local", False),
+        base_url=choice.get("base_url"),
+        model="m",
+        environ=choice.get("environ", {}),
+    )
+    assert token_limit(chosen, requested) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("HTTP 401: HTTP 401", "HTTP 401"),
+        ("HTTP 502 Bad Gateway: 502 Bad Gateway", "HTTP 502 Bad Gateway"),
+        # Short parts may mean something when repeated; different parts stay.
+        ("a: a", "a: a"),
+        (
+            "tool 'x' failed: timeout: timeout after 5 s",
+            "tool 'x' failed: timeout: timeout after 5 s",
+        ),
+        (
+            "HTTP 503: <html><head><title>Service &amp; Maintenance</title></head>"
+            "<body><h1>Down</h1></body></html>",
+            "HTTP 503: Service & Maintenance",
+        ),
+        ("HTTP 500: <!doctype html><body><p>oops</p></body>", "HTTP 500: an HTML page"),
+        (
+            "answered with HTTP 404 Not Found: <html><title>404 Not Found</title></html>; more",
+            "answered with HTTP 404 Not Found; more",
+        ),
+    ],
+)
+def test_error_text_is_said_once_without_html(text: str, expected: str) -> None:
+    assert one_line(text) == expected
+
+
+def test_in_place_lines_fit_the_width() -> None:
+    assert fit("abcdef", 4) == "abcd"
+    assert fit("abc", 4) == "abc"
+    # Wide characters take two columns; combining marks none.
+    assert fit("東京都", 5) == "東京"
+    assert fit("e\u0301e\u0301e\u0301", 2) == "e\u0301e\u0301"

@@ -20,7 +20,7 @@ async def test_tools_list_and_call_against_server_everything(
     lines = listed.stdout.splitlines()
     assert "echo: Echoes back the input string" in lines
     assert any(line.startswith("get-sum: ") for line in lines)
-    assert listed.stderr == ""
+    assert listed.lines == []
 
     called = await run_cli(
         "tools", "call", "echo", "--args", '{"message": "hello there"}', "--server", server
@@ -49,7 +49,7 @@ async def test_progress_of_a_direct_call(everything_stdio_command: list[str]) ->
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     assert "Long running operation completed" in ran.stdout
-    assert "[progress] trigger-long-running-operation 1/2 (50%)" in ran.stderr.splitlines()
+    assert "[progress] trigger-long-running-operation 1/2 (50%)" in ran.lines
 
 
 async def test_several_servers_and_server_slash_tool_names(tmp_path: Path) -> None:
@@ -82,7 +82,7 @@ async def test_several_servers_and_server_slash_tool_names(tmp_path: Path) -> No
         "--mcp-config", str(path), "tools", "call", "echo", "--args", '{"message": "?"}'
     )
     assert ambiguous.returncode == 2
-    assert ambiguous.stderr.splitlines() == [
+    assert ambiguous.lines == [
         "opex-trio: error: tool 'echo' is offered by several servers; name one: one/echo, two/echo"
     ]
 
@@ -91,14 +91,14 @@ async def test_a_tool_error_and_a_tool_timeout_exit_1() -> None:
     failed = await run_cli("--server", TEST_SERVER, "tools", "call", "fail")
     assert failed.returncode == 1
     assert failed.stdout == "the tool failed on purpose\n"
-    assert failed.stderr.splitlines() == ["opex-trio: error: tool 'fail' reported an error"]
+    assert failed.lines == ["opex-trio: error: tool 'fail' reported an error"]
 
     slow = await run_cli(
         "--server", TEST_SERVER, "tools", "call", "sleep", "--args", '{"seconds": 60}',
         "--timeout", "0.5",
     )  # fmt: skip
     assert slow.returncode == 1
-    assert slow.stderr.splitlines() == [
+    assert slow.lines == [
         "opex-trio: error: tool 'sleep' did not answer within 0.5 s (see --timeout)"
     ]
 
@@ -107,8 +107,7 @@ async def test_servers_shows_state_protocol_and_tools() -> None:
     ran = await run_cli("--server", TEST_SERVER, "servers")
     assert ran.returncode == 0, ran.stderr
     head, *tools = ran.stdout.splitlines()
-    assert head.startswith("opex_trio-testing-mcp_server-")
-    assert ": ready, opex-test-server " in head
+    assert head.startswith("opex_trio-testing-mcp_server: ready, opex-test-server ")
     assert ", protocol 2025-" in head and ", 0 restarts, " in head
     assert "  echo" in tools and "  sleep" in tools
 

@@ -87,11 +87,18 @@ def test_cap_below_the_minimum_keeps_the_cap() -> None:
     assert policy.delay("rate_limit", 1) == 3.0
 
 
-def test_retry_after_lengthens_but_never_shortens() -> None:
+def test_a_server_hint_replaces_the_policy_wait_shorter_or_longer() -> None:
     assert NO_JITTER.delay("rate_limit", 1, retry_after=12.0) == 12.0
-    assert NO_JITTER.delay("rate_limit", 1, retry_after=1.0) == 5.0
-    assert NO_JITTER.delay("rate_limit", 2, retry_after=7.0) == 10.0
-    assert NO_JITTER.delay("server_error", 1, retry_after=0.0) == 2.0
+    assert NO_JITTER.delay("rate_limit", 1, retry_after=1.0) == 1.0
+    assert NO_JITTER.delay("rate_limit", 2, retry_after=0.3) == 0.3
+    assert NO_JITTER.delay("server_error", 1, retry_after=0.0) == 0.0
+    assert NO_JITTER.delay("connection", 3, retry_after=0.25) == 0.25
+
+
+def test_a_server_hint_gets_no_jitter() -> None:
+    policy = RetryPolicy(jitter=1.0, random=lambda: 0.9)
+    assert policy.delay("rate_limit", 1, retry_after=0.3) == 0.3
+    assert policy.delay("rate_limit", 1) == 5.0 * 1.9
 
 
 def test_retry_after_is_bounded() -> None:
@@ -115,7 +122,7 @@ def test_jitter_uses_the_random_source() -> None:
     max_delay=st.floats(0, 1000),
     retry_after=st.none() | st.floats(0, 10_000),
 )
-def test_jitter_never_drops_below_the_minimum_nor_passes_the_caps(
+def test_waits_follow_the_hint_or_stay_between_the_minimum_and_the_cap(
     kind: Any,
     retry: int,
     jitter: float,
@@ -125,14 +132,14 @@ def test_jitter_never_drops_below_the_minimum_nor_passes_the_caps(
 ) -> None:
     policy = RetryPolicy(jitter=jitter, max_delay=max_delay, random=lambda: rand)
     wait = policy.delay(kind, retry, retry_after)
+    if retry_after is not None:
+        assert wait == min(retry_after, policy.max_retry_after)
+        return
     base = policy.base_delay(kind)
     exponential = base * policy.multiplier ** (retry - 1)
     assert wait >= min(exponential, max_delay, max(base, 0))
     assert wait >= min(base, max_delay)
-    hint = min(retry_after, policy.max_retry_after) if retry_after is not None else 0.0
-    assert wait <= max(max_delay, hint)
-    if retry_after is not None:
-        assert wait >= hint
+    assert wait <= max_delay
 
 
 @pytest.mark.parametrize(

@@ -303,7 +303,7 @@ def test_end_without_done() -> None:
     assert finished.check_complete(done=False).content == "whole"
 
 
-# --- SSE bytes, split every which way, through the real client and httpx2's SSE parser ---
+# --- SSE bytes, split every which way, through the real client and its SSE reader ---
 
 BASE = "http://llm.test/v1"
 
@@ -406,9 +406,105 @@ def test_the_short_way_for_text_chunks_agrees_with_the_long_way(
                 choice["delta"]["role"] = role
     fast, slow = StreamAssembler(), StreamAssembler()
     fast_events = [event for item in chunks for event in fast.feed(item)]
-    slow_events = [event for item in chunks for event in slow._feed(item)]
+    slow_events = [event for item in chunks for event in slow.feed_long(item)]
     assert fast_events == slow_events
     assert fast.check_complete(done=True) == slow.check_complete(done=True)
     assert (
         fast.check_complete(done=True).message.role == slow.check_complete(done=True).message.role
     )
+
+
+# --- any chunk, however malformed: a StreamError or events, and what was assembled stays readable ---
+
+leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 3)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=4)
+    | st.sampled_from(["stop", "error", "tool_calls", "assistant", "function"])
+)
+anything = st.recursive(
+    leaf,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "error", "index", "id", "name"]), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+function_piece = anything | st.fixed_dictionaries(
+    {}, optional={"name": anything, "arguments": anything, "extra": anything}
+)
+tool_piece = anything | st.fixed_dictionaries(
+    {},
+    optional={
+        "index": st.integers(0, 2) | st.lists(st.integers(0, 1), max_size=1) | anything,
+        "id": anything,
+        "type": anything,
+        "function": function_piece,
+        "extra": anything,
+    },
+)
+delta = anything | st.fixed_dictionaries(
+    {},
+    optional={
+        "content": anything,
+        "role": anything,
+        "reasoning": anything,
+        "refusal": anything,
+        "tool_calls": anything | st.lists(tool_piece, max_size=3),
+        "function_call": function_piece,
+    },
+)
+choice = anything | st.fixed_dictionaries(
+    {},
+    optional={
+        "index": st.integers(0, 2) | st.lists(st.integers(0, 1), max_size=1) | anything,
+        "delta": delta,
+        "finish_reason": anything,
+        "error": anything,
+        "logprobs": anything,
+    },
+)
+any_chunk = anything | st.fixed_dictionaries(
+    {},
+    optional={
+        "id": anything,
+        "model": anything,
+        "created": anything,
+        "choices": anything | st.lists(choice, max_size=3),
+        "usage": anything,
+        "error": anything,
+    },
+)
+
+
+@pytest.mark.fuzz
+@settings(deadline=None)
+@given(chunks=st.lists(any_chunk, max_size=8), done=st.booleans())
+def test_any_chunks_give_events_or_a_stream_error_and_a_readable_partial(
+    chunks: list[Any], done: bool
+) -> None:
+    assembler = StreamAssembler()
+    for item in chunks:
+        failure: StreamError | None = None
+        try:
+            events = assembler.feed(item)
+        except StreamError as error:
+            failure, events = error, []
+        assert all(isinstance(event, StreamEvent) for event in events)
+        if failure is not None:
+            assert failure.partial is None or failure.partial == assembler.completion()
+        partial = assembler.partial()
+        assert partial is None if not assembler.chunks else partial == assembler.completion()
+    final: Any = None
+    try:
+        final = assembler.check_complete(done)
+    except StreamError as error:
+        failure = error
+    if final is None:
+        assert not done
+        assert failure is not None
+        assert failure.partial == assembler.partial()
+    else:
+        assert final == assembler.completion()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from opex_trio.errors import (
     TransportBrokenError,
 )
 from opex_trio.mcp.manager import HealthCheck, ServerOptions, SessionManager
+from opex_trio.protocol.types import ProgressParams
 from opex_trio.supervision import RestartPolicy
 from opex_trio.telemetry import ServerStateChanged
 from opex_trio.testing.mcp_server import McpTestServer, ToolContext, builtin_server
@@ -31,6 +33,8 @@ from opex_trio.transports.base import Transport
 from opex_trio.transports.memory import memory_pair
 from tests.mcp.support import BOUND, LeakCheck, test_server_params
 
+# A call that runs until it is stopped and reports progress from its first moment.
+LONG_CALL = ("progress", {"steps": 10**6})
 FAST = RestartPolicy(backoff_initial=0.05, backoff_max=0.2, jitter=0, max_restarts=3, within=30)
 
 
@@ -239,15 +243,17 @@ async def test_kill_9_mid_call_then_the_server_comes_back_with_a_fresh_registry(
             pid = int((await mcp.call_tool(sid, "pid")).text)
             leaks.watch(pid)
             events = mcp.events()
+            # The first progress report says the call runs on the server: kill it then.
+            running = trio.Event()
 
-            async def kill_soon() -> None:
-                await trio.sleep(0.3)
+            async def kill_when_running() -> None:
+                await running.wait()
                 os.kill(pid, signal.SIGKILL)
 
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(kill_soon)
+                nursery.start_soon(kill_when_running)
                 with pytest.raises(ServerExitedError) as info:
-                    await mcp.call_tool(sid, "sleep", {"seconds": 30})
+                    await mcp.call_tool(sid, *LONG_CALL, progress=lambda _: running.set())
             assert info.value.returncode == -signal.SIGKILL
             assert await states_of(events, "ready") == ["restarting", "ready"]
             assert mcp.status(sid).restarts == 1
@@ -323,16 +329,17 @@ async def test_remove_server_during_a_call() -> None:
             sid = await mcp.add_server(test_server_params(name="goner"), wait=True, timeout=BOUND)
             leaks.watch(int((await mcp.call_tool(sid, "pid")).text))
             errors: list[BaseException] = []
+            running = trio.Event()
 
             async def call() -> None:
                 try:
-                    await mcp.call_tool(sid, "sleep", {"seconds": 30})
+                    await mcp.call_tool(sid, *LONG_CALL, progress=lambda _: running.set())
                 except ServerUnavailableError as exc:
                     errors.append(exc)
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(call)
-                await trio.sleep(0.3)
+                await running.wait()
                 await mcp.remove_server(sid)
             assert len(errors) == 1 and "removed" in str(errors[0])
             assert [s.id for s in mcp.servers()] == []
@@ -344,6 +351,17 @@ async def test_cancelling_the_manager_mid_everything_leaves_nothing() -> None:
     leaks = LeakCheck()
     with trio.fail_after(BOUND):
         async with trio.open_nursery() as outer:
+            # Cancel once every call runs on its server (its first progress report).
+            running: set[str] = set()
+            all_running = trio.Event()
+
+            def report(sid: str) -> Callable[[ProgressParams], None]:
+                def seen(params: ProgressParams) -> None:
+                    running.add(sid)
+                    if len(running) == 4:
+                        all_running.set()
+
+                return seen
 
             async def run() -> None:
                 async with SessionManager(options=options()) as mcp:
@@ -357,10 +375,11 @@ async def test_cancelling_the_manager_mid_everything_leaves_nothing() -> None:
                         leaks.watch(int((await mcp.call_tool(sid, "pid")).text))
                     async with trio.open_nursery() as calls:
                         for sid in ids:
-                            calls.start_soon(mcp.call_tool, sid, "sleep", {"seconds": 60})
+                            call = partial(mcp.call_tool, sid, *LONG_CALL, progress=report(sid))
+                            calls.start_soon(call)
 
             outer.start_soon(run)
-            await trio.sleep(3)
+            await all_running.wait()
             outer.cancel_scope.cancel()
     assert len(leaks.pgids) == 4
     leaks.assert_clean()

@@ -184,17 +184,27 @@ async def test_sigkill_mid_call_fails_pending_calls_at_once_with_exit_status() -
             pid = client.transport.pid  # type: ignore[union-attr]
             leaks.watch(pid)
             errors: list[BaseException] = []
+            running: set[int] = set()
+            all_running = trio.Event()
 
-            async def slow() -> None:
+            async def slow(i: int) -> None:
+                def on_progress(_: Any) -> None:
+                    running.add(i)
+                    if len(running) == 3:
+                        all_running.set()
+
                 try:
-                    await client.call_tool("sleep", {"seconds": 60}, timeout=None)
+                    # Its first progress report shows the server is running the call.
+                    await client.call_tool(
+                        "progress", {"steps": 10**6}, timeout=None, progress=on_progress
+                    )
                 except ServerExitedError as exc:
                     errors.append(exc)
 
             async with trio.open_nursery() as nursery:
-                for _ in range(3):
-                    nursery.start_soon(slow)
-                await trio.sleep(0.3)
+                for i in range(3):
+                    nursery.start_soon(slow, i)
+                await all_running.wait()
                 os.kill(pid, signal.SIGKILL)
             assert len(errors) == 3
             error = errors[0]
@@ -280,7 +290,10 @@ async def test_a_response_over_the_limit_fails_that_call_and_the_connection_reco
             with pytest.raises(MessageTooLargeError) as info:
                 await client.call_tool("big", {"size": 50_000})
             assert info.value.limit == 10_000 and info.value.size > 50_000
-            assert "'test-server'" in str(info.value)
+            assert str(info.value).startswith(
+                f"MCP server 'test-server' sent a message of {info.value.size} bytes, "
+                "which exceeds the limit of 10000 bytes"
+            )
             assert (await client.call_tool("big", {"size": 100})).text == "x" * 100
 
 
@@ -288,14 +301,21 @@ async def test_cancelling_the_owning_nursery_mid_call_leaves_nothing_behind() ->
     leaks = LeakCheck()
     with trio.fail_after(BOUND):
         async with trio.open_nursery() as nursery:
+            running = trio.Event()
 
             async def run() -> None:
                 async with stdio_client(test_server_params("--grandchild")) as client:
                     leaks.watch(client.transport.pid)  # type: ignore[union-attr]
-                    await client.call_tool("sleep", {"seconds": 60}, timeout=None)
+                    await client.call_tool(
+                        "progress",
+                        {"steps": 10**6},
+                        timeout=None,
+                        progress=lambda _: running.set(),
+                    )
 
             nursery.start_soon(run)
-            await trio.sleep(1.0)
+            # Cancel only once the server reports that it is running the call.
+            await running.wait()
             nursery.cancel_scope.cancel()
     assert leaks.pgids
     leaks.assert_clean()

@@ -1,4 +1,10 @@
-"""Where the MCP specification's schemas and examples are, when this checkout has them."""
+"""Where the MCP specification's schemas and examples are, when this checkout has them.
+
+Outside CI a checkout without the specification skips the tests that need it.
+Where the peers are required (``OPEX_REQUIRE_PEERS=1``, set by the nox sessions
+CI runs) the specification is required too: its absence fails those tests, so
+a missing folder can never let CI pass without checking the schemas.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from tests import peers
 
 _CANDIDATES = [
     os.environ.get("OPEX_MCP_SPEC", ""),
@@ -23,9 +31,18 @@ def spec_dir() -> Path | None:
 
 @pytest.fixture
 def mcp_spec() -> Path:
+    """The specification folder; skips without it, or fails where every check must run."""
+    return require_spec()
+
+
+def require_spec() -> Path:
+    """The specification folder; skips the test without it, or fails it under CI's settings."""
     found = spec_dir()
     if found is None:
-        pytest.skip(
+        missing = (
             "the MCP specification folder (../shared/mcp-spec or $OPEX_MCP_SPEC) is not present"
         )
+        if peers.peers_required():
+            pytest.fail(f"{missing}, and {peers.REQUIRE_ENV}=1 says every check must run")
+        pytest.skip(missing)
     return found

@@ -1,0 +1,162 @@
+"""What the session manager is told about each server, and what it tells back.
+
+:class:`ServerOptions` (with :class:`HealthCheck`) says how one server is run;
+:class:`ServerStatus` and :class:`RegisteredTool` are the snapshots
+:class:`~opex_trio.mcp.manager.SessionManager` hands out; :data:`ServerState`
+names where a server is; :func:`transport_factory` opens a connection for a
+typed configuration. Values only: nothing here opens a connection until a
+factory is called.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from typing import Literal
+
+import attrs
+
+from ..errors import ConfigError
+from ..protocol.types import Implementation, Tool
+from ..supervision import RestartPolicy
+from ..transports.base import Transport
+from ..transports.http import HttpParameters, open_http_transport
+from ..transports.stdio import StdioParameters, open_stdio_transport
+from ..transports.websocket import WebSocketParameters, open_websocket_transport
+from .client import ClientOptions
+from .config import ServerConfig
+
+__all__ = [
+    "FINAL_STATES",
+    "HealthCheck",
+    "RegisteredTool",
+    "ServerOptions",
+    "ServerState",
+    "ServerStatus",
+    "transport_factory",
+]
+
+ServerState = Literal["starting", "ready", "unhealthy", "restarting", "failed", "stopped"]
+"""Where a managed server is: ``"starting"`` (first connection), ``"ready"``,
+``"unhealthy"`` (a health check failed; still serving), ``"restarting"``
+(after a failure, during backoff and reconnection), and the final
+``"failed"`` (restart intensity reached) and ``"stopped"`` (removed or the
+manager closed)."""
+
+
+FINAL_STATES: frozenset[str] = frozenset({"failed", "stopped"})
+"""The states a server never leaves."""
+
+
+@attrs.frozen
+class HealthCheck:
+    """How a server's health is checked.
+
+    Every ``interval`` seconds the server is pinged (a cheap request where the
+    protocol version has no ping), with ``timeout`` seconds to answer; after
+    ``failures`` failed checks in a row it is restarted.
+    """
+
+    interval: float = 30.0
+    timeout: float = 10.0
+    failures: int = 2
+
+    def __attrs_post_init__(self) -> None:
+        if not self.interval > 0 or not self.timeout > 0:
+            raise ConfigError(
+                f"HealthCheck interval and timeout must be positive, got {self.interval!r} "
+                f"and {self.timeout!r}"
+            )
+        if isinstance(self.failures, bool) or not isinstance(self.failures, int):
+            raise ConfigError(f"HealthCheck.failures must be an int, got {self.failures!r}")
+        if self.failures < 1:
+            raise ConfigError(f"HealthCheck.failures must be at least 1, got {self.failures!r}")
+
+
+def _patterns(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _deny_patterns(value: Iterable[str] | None) -> tuple[str, ...]:
+    return _patterns(value) or ()
+
+
+def _default_restart() -> RestartPolicy:
+    return RestartPolicy(backoff_initial=0.5, backoff_max=30.0)
+
+
+@attrs.frozen(kw_only=True)
+class ServerOptions:
+    """How the manager runs one server.
+
+    ``allow_tools`` and ``deny_tools`` are glob patterns on the server's own
+    tool names (``None`` allows all; deny wins). ``call_timeout`` is the
+    default deadline of a tool call, waiting for the server included.
+    ``resend_idempotent`` lets a call whose server died mid-call be sent again
+    after the restart, but only for tools annotated read-only or idempotent.
+    """
+
+    client: ClientOptions = attrs.field(factory=ClientOptions)
+    restart: RestartPolicy = attrs.field(factory=_default_restart)
+    health: HealthCheck | None = attrs.field(factory=HealthCheck)
+    allow_tools: tuple[str, ...] | None = attrs.field(default=None, converter=_patterns)
+    deny_tools: tuple[str, ...] = attrs.field(default=(), converter=_deny_patterns)
+    call_timeout: float | None = 60.0
+    resend_idempotent: bool = False
+
+    def allows(self, tool_name: str) -> bool:
+        """Whether the filters let ``tool_name`` through."""
+        if any(fnmatch.fnmatchcase(tool_name, p) for p in self.deny_tools):
+            return False
+        if self.allow_tools is None:
+            return True
+        return any(fnmatch.fnmatchcase(tool_name, p) for p in self.allow_tools)
+
+
+@attrs.frozen
+class ServerStatus:
+    """A snapshot of one managed server.
+
+    ``protocol_version`` and ``server_info`` are those of the server's latest
+    handshake (``None`` before the first); like ``tools``, they are kept while
+    the server restarts.
+    """
+
+    id: str
+    state: ServerState
+    protocol_version: str | None
+    server_info: Implementation | None
+    last_error: BaseException | None
+    restarts: int
+    tools: tuple[str, ...]
+    """The server's own names of the tools it offers through the filters."""
+
+
+@attrs.frozen
+class RegisteredTool:
+    """A tool in the registry: its registry name, its server, and its definition."""
+
+    name: str
+    server: str
+    tool: Tool
+
+
+def transport_factory(
+    config: ServerConfig, name: str
+) -> Callable[[], AbstractAsyncContextManager[Transport]]:
+    """The function that opens a fresh connection for ``config``."""
+    if isinstance(config, StdioParameters):
+        params = config if config.name else attrs.evolve(config, name=name)
+        return lambda: open_stdio_transport(params)
+    if isinstance(config, HttpParameters):
+        http = config if config.name else attrs.evolve(config, name=name)
+        return lambda: open_http_transport(http)
+    if isinstance(config, WebSocketParameters):
+        ws = config if config.name else attrs.evolve(config, name=name)
+        return lambda: open_websocket_transport(ws)
+    raise ConfigError(f"server {name!r}: unsupported configuration {type(config).__name__}")
