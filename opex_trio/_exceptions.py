@@ -149,7 +149,11 @@ def one_exception(raised_by_block: Sequence[BaseException] = ()) -> Iterator[Non
         yield
     except BaseExceptionGroup as group:
         for own in raised_by_block:
-            if not isinstance(own, trio.Cancelled) and _holds(group, own):
+            # The block's own group may arrive as it is (an inner boundary already
+            # unwrapped it) or inside the group a nursery made around it.
+            if not isinstance(own, trio.Cancelled) and (
+                _is_copy_of(group, own) or _holds(group, own)
+            ):
                 raise_unchanged(own)
         found = sorted(leaves(group), key=_rank)
         chosen = found[0]

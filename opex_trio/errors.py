@@ -11,8 +11,12 @@ specific class below, with the original chained as ``__cause__``.
     ├── UsageError (RuntimeError)            an object used outside its life: closed, not entered
     ├── ProtocolError                         the peer broke JSON-RPC or MCP, or sent garbage
     │   ├── MessageTooLargeError              a message over the configured size limit
+    │   ├── SkillVerificationError            a skill file that does not match its listing
     │   └── VersionNegotiationError           no protocol version both sides speak
     ├── McpError                              a JSON-RPC error *received* from a server
+    │   ├── HeaderMismatchError               -32020: HTTP headers and body disagree
+    │   ├── MissingRequiredClientCapabilityError  -32021: the request needs a capability
+    │   └── UnsupportedProtocolVersionError   -32022: the server does not speak our version
     ├── RequestTimeoutError (TimeoutError)    an MCP request's deadline passed
     ├── TransportError                        the connection to an MCP server
     │   ├── TransportClosedError              closed by us; using it later is a bug
@@ -68,11 +72,13 @@ __all__ = [
     "AuthorizationError",
     "BadRequestError",
     "ConfigError",
+    "HeaderMismatchError",
     "HealthCheckError",
     "IssuerMismatchError",
     "LLMError",
     "McpError",
     "MessageTooLargeError",
+    "MissingRequiredClientCapabilityError",
     "NotFoundError",
     "OpexError",
     "PermissionDeniedError",
@@ -84,6 +90,7 @@ __all__ = [
     "ServerExitedError",
     "ServerUnavailableError",
     "SessionExpiredError",
+    "SkillVerificationError",
     "StreamError",
     "SupervisionError",
     "TransportAuthError",
@@ -91,6 +98,7 @@ __all__ = [
     "TransportClosedError",
     "TransportError",
     "UnknownToolError",
+    "UnsupportedProtocolVersionError",
     "UsageError",
     "VersionNegotiationError",
 ]
@@ -147,6 +155,17 @@ class MessageTooLargeError(ProtocolError):
         self.head = head
 
 
+class SkillVerificationError(ProtocolError):
+    """A skill's file differs from what the server listed for it (size, digest, frontmatter).
+
+    ``uri`` is the file or skill refused. Its content is never used.
+    """
+
+    def __init__(self, message: str, *, uri: str | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri
+
+
 class VersionNegotiationError(ProtocolError):
     """The server answered with a protocol version this client does not speak."""
 
@@ -180,6 +199,85 @@ class McpError(OpexError):
         where = f" from {server!r}" if server else ""
         what = f" for {method}" if method else ""
         super().__init__(f"MCP error {code}{where}{what}: {message}")
+
+    @staticmethod
+    def received(
+        code: int,
+        message: str,
+        data: Any = None,
+        *,
+        method: str | None = None,
+        server: str | None = None,
+    ) -> McpError:
+        """The error for a JSON-RPC error the server sent: the typed subclass for its code."""
+        cls = _BY_CODE.get(code, McpError)
+        return cls(code, message, data, method=method, server=server)
+
+    def located(self, *, method: str | None, server: str | None) -> McpError:
+        """The same error, naming the request and the server it came from."""
+        return McpError.received(
+            self.code, self.message, self.data, method=method or self.method, server=server
+        )
+
+
+class HeaderMismatchError(McpError):
+    """The server found the HTTP headers disagreeing with the message body (-32020).
+
+    A client that mirrors tool arguments into ``Mcp-Param-*`` headers sees this
+    when the tool's schema changed; listing the tools again fixes it.
+    """
+
+    CODE = -32020
+
+
+class MissingRequiredClientCapabilityError(McpError):
+    """The request needs a client capability that was not declared (-32021).
+
+    ``required_capabilities`` is the server's ``data.requiredCapabilities``
+    (an object keyed by capability name), empty when it sent none.
+    """
+
+    CODE = -32021
+
+    @property
+    def required_capabilities(self) -> Mapping[str, Any]:
+        """The capabilities the server asked for."""
+        data = self.data if isinstance(self.data, Mapping) else {}
+        caps = data.get("requiredCapabilities")
+        return caps if isinstance(caps, Mapping) else {}
+
+
+class UnsupportedProtocolVersionError(McpError):
+    """The server does not speak the protocol version the request named (-32022).
+
+    ``supported`` lists the versions the server does speak (``data.supported``);
+    ``requested`` is the version it refused (``data.requested``).
+    """
+
+    CODE = -32022
+
+    @property
+    def supported(self) -> tuple[str, ...]:
+        """The versions the server speaks, as it listed them."""
+        data = self.data if isinstance(self.data, Mapping) else {}
+        versions = data.get("supported")
+        if not isinstance(versions, Sequence) or isinstance(versions, str):
+            return ()
+        return tuple(v for v in versions if isinstance(v, str))
+
+    @property
+    def requested(self) -> str | None:
+        """The version the server refused, when it said."""
+        data = self.data if isinstance(self.data, Mapping) else {}
+        value = data.get("requested")
+        return value if isinstance(value, str) else None
+
+
+_BY_CODE: dict[int, type[McpError]] = {
+    HeaderMismatchError.CODE: HeaderMismatchError,
+    MissingRequiredClientCapabilityError.CODE: MissingRequiredClientCapabilityError,
+    UnsupportedProtocolVersionError.CODE: UnsupportedProtocolVersionError,
+}
 
 
 class RequestTimeoutError(OpexError, TimeoutError):

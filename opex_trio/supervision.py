@@ -602,7 +602,7 @@ class Supervisor:
     never raise into the block, since their errors are contained. Only an
     exception that is not an error (``KeyboardInterrupt``, ``SystemExit``)
     escaping a child ends the supervisor: it cancels the block and is raised
-    from the ``async with`` (bare, when it is the only one).
+    from the ``async with``, bare (never in an exception group).
     """
 
     def __init__(

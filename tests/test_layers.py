@@ -146,6 +146,20 @@ LAYERS = (
     layer("opex_trio._exceptions", {"trio"}, set()),
     layer("opex_trio._process", {"trio"}, set()),
     layer("opex_trio._version", set(), set()),
+    # Durable runs (the `temporal` extra): above the chat loop, below the command.
+    layer(
+        "opex_trio.temporal",
+        {"trio", "temporalio", "outcome", *ATTRS},
+        {*BASE, "opex_trio.agent", "opex_trio.mcp", "opex_trio.llm"},
+    ),
+    # The workflow is replayed deterministically in Temporal's sandbox: no trio,
+    # no IO; only the step types and the hooks' answers.
+    layer(
+        "opex_trio.temporal.workflow",
+        {"temporalio"},
+        {"opex_trio.temporal.steps", "opex_trio.agent.hooks", "opex_trio.errors"},
+    ),
+    layer("opex_trio.temporal.steps", set(), {"opex_trio.errors"}),
     layer("opex_trio.cli", set(ANY), set(ANY)),
     layer("opex_trio.testing", set(ANY), set(ANY)),
     # The package root only re-exports the public names of every layer.
@@ -272,6 +286,17 @@ FAKE_TREE = {
     "opex_trio.agent": ("", True),
     "opex_trio.agent.chat": ("from ..llm.client import Client\nfrom ..mcp import actor\n", False),
     "opex_trio.testing": ("import hypothesis\nfrom opex_trio import Client\n", True),
+    "opex_trio.temporal": ("", True),
+    "opex_trio.temporal.steps": ("import dataclasses\n", False),
+    "opex_trio.temporal.workflow": (
+        "from temporalio import workflow\nfrom .steps import ChatSpec\n"
+        "from ..agent.hooks import Stop\n",
+        False,
+    ),
+    "opex_trio.temporal.worker": (
+        "import temporalio\nimport trio\nfrom ..agent.chat import Chat\nfrom .workflow import W\n",
+        False,
+    ),
 }
 
 
@@ -311,6 +336,11 @@ def test_checker_accepts_a_tree_that_keeps_the_rules() -> None:
         ("opex_trio._otel", "from .llm import client\n", "opex_trio.llm.client"),
         ("opex_trio._otel", "import httpx2\n", "httpx2"),
         ("opex_trio.errors", "import attrs\n", "attrs"),
+        ("opex_trio.temporal.workflow", "import trio\n", "trio"),
+        ("opex_trio.temporal.workflow", "from ..agent.chat import Chat\n", "opex_trio.agent.chat"),
+        ("opex_trio.temporal.steps", "import temporalio\n", "temporalio"),
+        ("opex_trio.temporal.worker", "from ..cli import main\n", "opex_trio.cli"),
+        ("opex_trio.llm.client", "import temporalio\n", "temporalio"),
     ],
 )
 def test_checker_reports_a_forbidden_import(module: str, source: str, target: str) -> None:

@@ -980,9 +980,9 @@ async def test_keyboard_interrupt_inside_a_child_group_is_not_swallowed(
             sup.start_soon(with_nursery)
             await trio.sleep_forever()
 
-    with pytest.raises(BaseExceptionGroup) as info:
+    # One exception per call: the interrupt comes out bare, not in a group.
+    with pytest.raises(KeyboardInterrupt):
         await body()
-    assert info.value.subgroup(KeyboardInterrupt) is not None
     assert trio.current_time() == 1
 
 

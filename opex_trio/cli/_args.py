@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from .._version import __version__
 from ._auth import add_auth_parser
+from ._durable import add_durable_options, add_worker_options
 from ._errors import EXIT_STATUSES, EXIT_USAGE, CliError
 from ._model import LOCAL_MAX_TOKENS, MAX_TOKENS
 
@@ -35,6 +36,8 @@ examples:
   opex-trio --mcp-config servers.json chat
   opex-trio --server "npx -y @modelcontextprotocol/server-everything" tools list
   opex-trio --server "uvx mcp-server-time" tools call get_current_time --args '{"timezone": "UTC"}'
+  opex-trio --mcp-config servers.json worker --task-queue agents
+  opex-trio run --durable --task-queue agents --model openai/gpt-4o-mini "Summarize the logs"
 """
 
 
@@ -207,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the whole result as JSON: messages, tool calls, usage",
     )
+    add_durable_options(run)
+    worker = command(
+        "worker",
+        "serve durable chats on a Temporal task queue, with these servers and this model, "
+        "until SIGTERM or Ctrl-C (the temporal extra)",
+        model=True,
+    )
+    add_worker_options(worker)
 
     tools = commands.add_parser("tools", help="list or call the servers' tools, without a model")
     tool_commands = tools.add_subparsers(

@@ -39,6 +39,7 @@ from ..errors import ConfigError, LLMError, ServerUnavailableError
 from ._args import build_parser, merge
 from ._auth import run_auth
 from ._chat import chat_command, run_command
+from ._durable import exit_now, run_durable, worker
 from ._errors import (
     EXIT_HANGUP,
     EXIT_INTERRUPTED,
@@ -57,6 +58,8 @@ __all__ = ["build_parser", "run"]
 
 async def _dispatch(args: argparse.Namespace, ui: Ui, interrupts: Interrupts) -> int:
     if args.command == "run":
+        if args.durable:
+            return await run_durable(args, ui)
         return await run_command(args, ui)
     if args.command == "chat":
         return await chat_command(args, ui, interrupts)
@@ -130,7 +133,12 @@ def run(argv: Sequence[str]) -> int:
         args = merge(build_parser().parse_args(list(argv)))
         verbose = args.verbose > 0
         _setup_logging(args.verbose)
-        return trio.run(_main, args, ui, interrupts)
+        if args.command == "worker":
+            exit_now(worker(args, ui))
+        status = trio.run(_main, args, ui, interrupts)
+        if getattr(args, "durable", False):
+            exit_now(status)
+        return status
     except KeyboardInterrupt:
         ui.clear_progress()
         ui.notice("interrupted")

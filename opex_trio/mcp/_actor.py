@@ -69,7 +69,7 @@ from ..protocol import jsonrpc
 from ..protocol.jsonrpc import Notification, Request, RequestId
 from ..protocol.session import (
     CancelledByServer,
-    ClientSession,
+    EraDetected,
     ErrorReceived,
     HandshakeComplete,
     HandshakeFailed,
@@ -81,13 +81,18 @@ from ..protocol.session import (
     ProgressReceived,
     RequestHandled,
     RequestReceived,
+    RequestResent,
     ResourceUpdated,
     ResponseReceived,
     SessionEvent,
     SessionState,
+    SubscriptionAcknowledged,
+    SubscriptionEnded,
 )
+from ..protocol.versions import Era
 from ..transports.base import Outgoing, RequestFailure, Transport, TransportFactory
 from ._deadlines import TIMED_OUT, Deadlines
+from ._eras import listen_filter, new_session
 from ._inbound import Notices, answer
 from ._options import ClientOptions, Notice, SessionRenewed
 from ._reply import Reply
@@ -114,11 +119,8 @@ class Actor:
         self.name = name
         self.options = options or ClientOptions()
         self._factory = transport_factory
-        self._session = ClientSession(
-            client_info=self.options.client_info,
-            capabilities=self.options.capabilities(),
-            protocol_version=self.options.protocol_version,
-        )
+        self._era: Era | None = None
+        self._session = new_session(self.options, self._era)
         self._mailbox_send, self._mailbox_recv = trio.open_memory_channel[Outgoing](
             self.options.mailbox_size
         )
@@ -134,7 +136,7 @@ class Actor:
         self._nursery: trio.Nursery | None = None
         self._own_nursery: trio.Nursery | None = None
         self._progress_tokens = jsonrpc.IdAllocator()
-        self._deadlines = Deadlines(self._expire, lambda: self._session.pending_count)
+        self._deadlines = Deadlines(self._expire)
         self._renewing: trio.Event | None = None
         self._stale_below = 0
 
@@ -222,16 +224,41 @@ class Actor:
         self._session.open()
         self._flush()
         with trio.move_on_after(self.options.init_timeout) as scope:
+            if self._session.probing:
+                with trio.move_on_after(self.options.probe_timeout):
+                    await self._handshake.wait()
+                if self._session.probing:
+                    # Silence is how some legacy servers answer an unknown request.
+                    self._fall_back(
+                        f"no answer to server/discover within {self.options.probe_timeout:g} s"
+                    )
             await self._handshake.wait()
         if scope.cancelled_caught:
             raise RequestTimeoutError(
-                f"MCP server {self.name!r} did not answer initialize within "
-                f"{self.options.init_timeout:g} s",
+                f"MCP server {self.name!r} did not answer "
+                f"{'server/discover' if self._session.era is Era.MODERN else 'initialize'} "
+                f"within {self.options.init_timeout:g} s",
                 method="initialize",
                 timeout=self.options.init_timeout,
             )
         if self._handshake.error is not None:
             raise self._handshake.error
+        self._era = self._session.era
+        self._listen()
+
+    def _listen(self) -> None:
+        # Modern era: list changes come on a subscriptions/listen stream, opened
+        # on every new session (restart, renewal) and again when the server ends it.
+        wanted = listen_filter(self._session)
+        if wanted is not None:
+            request = self._session.listen(wanted)
+            logger.debug("MCP server %r: listening for %s as %r", self.name, wanted, request.id)
+            self._flush()
+
+    def _fall_back(self, reason: str) -> None:
+        logger.info("MCP server %r speaks the legacy protocol: %s", self.name, reason)
+        self._session.fall_back_to_legacy(reason)
+        self._flush()
 
     async def __aenter__(self) -> Self:
         self._own_cm = self._own_runner()
@@ -319,11 +346,7 @@ class Actor:
         try:
             old = self._session
             self._abandon(error)
-            self._session = ClientSession(
-                client_info=self.options.client_info,
-                capabilities=self.options.capabilities(),
-                protocol_version=self.options.protocol_version,
-            )
+            self._session = new_session(self.options, self._era)
             # Ids go on from the old session, so its late answers match nothing.
             self._session.next_id = old.next_id
             self._stale_below = int(old.next_id())
@@ -390,6 +413,10 @@ class Actor:
                 self._on_too_large(exc)
                 continue
             except RequestFailure as failure:
+                if self._session.probing:
+                    # An HTTP rejection of the probe that carried no modern error.
+                    self._fall_back(f"server/discover failed: {failure.error}")
+                    continue
                 # The server did not answer, so no cancellation goes out.
                 reply = self._session.cancel(failure.request_id, notify=False)
                 if not isinstance(reply, Reply):
@@ -429,14 +456,12 @@ class Actor:
         elif isinstance(event, ErrorReceived):
             received = event.error
             if isinstance(received, McpError):
-                received = McpError(
-                    received.code,
-                    received.message,
-                    received.data,
-                    method=event.method,
-                    server=self.name,
-                )
-            event.context.fail(received)
+                received = received.located(method=event.method, server=self.name)
+            if event.context is None:
+                # A request of the actor's own (the listen stream) has no caller.
+                logger.warning("MCP server %r: %s failed: %s", self.name, event.method, received)
+            else:
+                event.context.fail(received)
         elif isinstance(event, ProgressReceived):
             self._notices.on_progress(event)
         elif isinstance(event, LogReceived):
@@ -456,9 +481,7 @@ class Actor:
         elif isinstance(event, HandshakeFailed):
             error: BaseException = event.error
             if isinstance(error, McpError):
-                error = McpError(
-                    error.code, error.message, error.data, method="initialize", server=self.name
-                )
+                error = error.located(method=error.method or "initialize", server=self.name)
             self._handshake.fail(error)
         elif isinstance(event, InvalidMessage):
             logger.warning(
@@ -468,6 +491,16 @@ class Actor:
             logger.debug(
                 "MCP server %r: dropped a late response to %r", self.name, event.request_id
             )
+        elif isinstance(event, EraDetected):
+            logger.info("MCP server %r speaks the legacy protocol: %s", self.name, event.reason)
+        elif isinstance(event, RequestResent):
+            logger.debug("MCP server %r: sent again: %s", self.name, event)
+        elif isinstance(event, SubscriptionEnded):
+            logger.info("MCP server %r closed subscription %r", self.name, event.subscription_id)
+            if not self._done.is_set():
+                self._listen()
+        elif isinstance(event, SubscriptionAcknowledged):
+            logger.debug("MCP server %r acknowledged %s", self.name, event)
         elif isinstance(event, RequestHandled):
             pass
 
@@ -503,25 +536,29 @@ class Actor:
     # -- server-to-client requests
 
     async def _serve_server_request(self, request: Request) -> None:
+        events: list[SessionEvent] = []
         with trio.CancelScope() as scope:
             self._server_tasks[request.id] = scope
             try:
                 result = await answer(self.options, request)
             except McpError as exc:
-                self._session.respond_error(request.id, exc.code, exc.message, exc.data)
+                events = self._session.respond_error(request.id, exc.code, exc.message, exc.data)
             except ProtocolError as exc:
-                self._session.respond_error(request.id, jsonrpc.INVALID_PARAMS, str(exc))
+                events = self._session.respond_error(request.id, jsonrpc.INVALID_PARAMS, str(exc))
             except Exception as exc:
                 logger.exception(
                     "answering %s from MCP server %r failed", request.method, self.name
                 )
-                self._session.respond_error(
+                events = self._session.respond_error(
                     request.id, jsonrpc.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
                 )
             else:
-                self._session.respond(request.id, result)
+                # A modern server's input: answering the last one sends its request again.
+                events = self._session.respond(request.id, result)
             finally:
                 self._server_tasks.pop(request.id, None)
+                for event in events:
+                    self._dispatch(event)
                 self._flush()
 
     # -- the calls' side of a failure

@@ -14,6 +14,8 @@ from ._reply import Reply
 
 __all__ = ["TIMED_OUT", "Deadlines"]
 
+_SLACK = 64
+
 TIMED_OUT = RequestTimeoutError("the request's deadline passed")
 """What a reply fails with when its deadline passes; the caller raises a precise error."""
 
@@ -29,12 +31,10 @@ class Deadlines:
     when they make up most of it, so it stays as large as the pending requests.
     """
 
-    def __init__(
-        self, expire: Callable[[RequestId, Reply], None], pending: Callable[[], int]
-    ) -> None:
+    def __init__(self, expire: Callable[[RequestId, Reply], None]) -> None:
         self._expire = expire
-        self._pending = pending
         self._heap: list[tuple[float, int, RequestId, Reply]] = []
+        self._limit = _SLACK
         self._seq = 0
         self._next = math.inf
         self._wake = trio.Event()
@@ -42,14 +42,21 @@ class Deadlines:
     def add(self, at: float, reply: Reply, request_id: RequestId) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (at, self._seq, request_id, reply))
-        # Live entries are at most the pending requests; once answered ones
-        # outnumber them, drop them all. Each compaction at least halves the
-        # heap, so its cost spreads over the adds that grew it.
-        if len(self._heap) > 2 * self._pending() + 64:
-            self._heap = [entry for entry in self._heap if not entry[3].done]
-            heapq.heapify(self._heap)
+        if len(self._heap) > self._limit:
+            self._compact()
         if at < self._next:
             self._wake.set()
+
+    def _compact(self) -> None:
+        """Drop the entries of answered requests."""
+        live = [entry for entry in self._heap if not entry[3].done]
+        heapq.heapify(live)
+        self._heap = live
+        # The next compaction comes once answered entries outnumber the live
+        # ones again: each at least halves the heap, so its cost spreads over
+        # the adds that grew it, and the heap stays about twice the pending
+        # requests.
+        self._limit = 2 * len(live) + _SLACK
 
     async def watch(self) -> None:
         """Expire requests as their deadlines pass, for as long as the connection runs."""

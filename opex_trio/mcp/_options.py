@@ -25,7 +25,7 @@ from ..protocol.types import (
     ProgressParams,
     Root,
 )
-from ..protocol.versions import LATEST_LEGACY_VERSION
+from ..protocol.versions import LATEST_LEGACY_VERSION, LATEST_VERSION, Era
 
 __all__ = [
     "LOG_LEVELS",
@@ -98,6 +98,15 @@ class ClientOptions:
     ``on_log`` receives the server's log messages (they also go to the
     ``opex_trio.mcp`` logger). ``mailbox_size`` bounds the queue of messages
     waiting for the writer.
+
+    ``era`` is the protocol era to speak: ``Era.LEGACY`` (an ``initialize``
+    handshake offering ``protocol_version``; the default), ``Era.MODERN``
+    (per-request ``_meta`` naming ``modern_version``, opened with
+    ``server/discover``), or ``None`` to detect it per server: a
+    ``server/discover`` probe first, and ``initialize`` when the server is
+    legacy or says nothing within ``probe_timeout`` seconds (a server that
+    turns out modern after all, refusing ``initialize`` with a modern
+    version, is opened in the modern era).
     """
 
     client_info: Implementation | None = None
@@ -109,6 +118,9 @@ class ClientOptions:
     elicitation_handler: ElicitationHandler | None = None
     on_log: Callable[[LoggingMessageParams], object] | None = None
     mailbox_size: int = 256
+    era: Era | None = Era.LEGACY
+    modern_version: str = LATEST_VERSION
+    probe_timeout: float = 10.0
 
     def capabilities(self) -> dict[str, Any]:
         """The client capabilities object these options declare."""

@@ -235,8 +235,14 @@ class McpClient(Actor):
         await self._mailbox_send.send(Outgoing.of(self._session.send_notification(method, params)))
 
     async def ping(self, *, timeout: float | Literal["default"] | None = "default") -> None:
-        """Check that the server answers."""
-        await self.request("ping", timeout=timeout)
+        """Check that the server answers (health checks use this).
+
+        The modern era has no ``ping``: there the check is ``server/discover``,
+        which every modern server answers and which changes nothing.
+        """
+        features = self.features
+        method = "server/discover" if features is not None and not features.ping else "ping"
+        await self.request(method, timeout=timeout)
 
     async def list_tools(self) -> list[Tool]:
         """Every tool the server offers, all pages followed."""

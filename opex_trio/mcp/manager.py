@@ -65,6 +65,7 @@ from ..protocol.types import CallToolResult, Implementation, Tool
 from ..supervision import ChildHandle, Supervisor
 from ..telemetry import ChildStateChanged, ServerStateChanged
 from ..transports.base import Transport, TransportFactory
+from .call_meta import current_call_meta
 from .client import McpClient, ProgressCallback, SessionRenewed
 from .config import ServerConfig, parse_server, server_id
 from .naming import assign_names
@@ -364,7 +365,9 @@ class SessionManager:
             client = await self._ready_client(entry, deadline)
             remaining = None if deadline == math.inf else max(deadline - trio.current_time(), 0)
             try:
-                return await client.call_tool(name, arguments, timeout=remaining, progress=progress)
+                return await client.call_tool(
+                    name, arguments, timeout=remaining, progress=progress, meta=current_call_meta()
+                )
             except RequestTimeoutError:
                 raise
             except TransportError:

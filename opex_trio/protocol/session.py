@@ -1,62 +1,123 @@
-"""The client side of an MCP session, as a sans-IO state machine.
+"""The client side of an MCP session, as a sans-IO state machine: the one place that knows the eras.
 
 Theory of operation
 -------------------
 :class:`ClientSession` knows the rules and does no IO. The owner feeds it what
-arrived (:meth:`ClientSession.receive_data`) and gets back events; it asks it
-to build requests (:meth:`ClientSession.send_request`) and gets back the
-message to write. Messages the session must send on its own (the
-``initialize`` request, ``notifications/initialized``, the answer to a
-``ping``, an error for a request it cannot serve, a cancellation) collect in an
-outbox that the owner drains with :meth:`ClientSession.take_outgoing` after
-every call.
+arrived (:meth:`ClientSession.receive_data`) and gets back events (see
+:mod:`.events`); it asks it to build requests (:meth:`ClientSession.send_request`)
+and gets back the message to write. Messages the session must send on its own
+(the handshake, the answer to a ``ping``, an error for a request it cannot
+serve, a cancellation, a request sent again) collect in an outbox that the
+owner drains with :meth:`ClientSession.take_outgoing` after every call.
 
 States::
 
-    NEW --open()--> OPENING --handshake ok--> READY --close()--> CLOSED
-                       |                                           ^
-                       +---------handshake failed------------------+
+    NEW --open()--> OPENING --opened--> READY --close()--> CLOSED
+                       |                                     ^
+                       +---------could not open--------------+
 
-How a session opens belongs to its era (see :mod:`.versions`), and only the
-era's opening object knows it: the legacy era sends ``initialize`` offering
-the newest legacy version, accepts a counter-offer it speaks, refuses one it
-does not with :class:`~opex_trio.errors.VersionNegotiationError`, then sends
-``notifications/initialized``. Until the handshake ends, only ``ping`` may be
-sent. After it, :attr:`ClientSession.features` (the negotiated version's row)
-decides what is allowed: batches, ``logging/setLevel``, ...
+Eras (see :mod:`.versions`): the *legacy* era opens with ``initialize``
+(:mod:`.legacy`); in the *modern* one every request carries its version,
+capabilities and client identity in ``_meta`` (:mod:`.modern`). The owner
+pins one, or passes ``era=None`` to detect it: ``server/discover`` goes first;
+a ``DiscoverResult`` or a modern error code means modern (an
+``UnsupportedProtocolVersionError`` makes it ask again with a version from the
+server's list); any other error means legacy, and ``initialize`` follows
+(:class:`~.events.EraDetected`). A silent server is the owner's to time: while
+:attr:`ClientSession.probing` it bounds the wait, then calls
+:meth:`ClientSession.fall_back_to_legacy`, as it does when an HTTP rejection
+is legacy by :func:`era_of_http_rejection`.
+
+Once open, :attr:`ClientSession.features` decides what may be sent. In the
+modern era a result without ``resultType`` is complete and an unknown one
+fails its request; an ``input_required`` result becomes one
+:class:`~.events.RequestReceived` per input asked for, under ids the session
+makes up, answered with :meth:`ClientSession.respond` like a legacy server's
+requests; with the last answer the request goes out again under a new id
+carrying ``inputResponses`` and the ``requestState`` unchanged
+(:class:`~.events.RequestResent`).
 
 Every request the client sends stays in a pending table, keyed by id, with an
 opaque ``context`` the owner attaches (the actor stores the caller's reply
 slot there). A response pops its entry and carries the context back in the
 event. A cancelled request leaves the table at once, so its late response
-finds nothing and comes out as :class:`LateResponse`, which the owner drops.
+finds nothing and comes out as :class:`~.events.LateResponse`, which the owner
+drops. A request sent again keeps its context, and cancelling it by the id the
+owner knows cancels whatever id it now has.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
-from typing import Any, Literal
-
-import attrs
+from typing import Any
 
 from .._version import __version__
-from ..errors import ConfigError, McpError, ProtocolError, VersionNegotiationError
+from ..errors import (
+    ConfigError,
+    McpError,
+    ProtocolError,
+    UnsupportedProtocolVersionError,
+)
 from . import jsonrpc
+from ._inputs import InputRound
+from ._pending import Pending, PendingTable
+from .events import (
+    CancelledByServer,
+    EraDetected,
+    ErrorReceived,
+    HandshakeComplete,
+    HandshakeFailed,
+    InvalidMessage,
+    LateResponse,
+    ListChanged,
+    LogReceived,
+    NotificationReceived,
+    ProgressReceived,
+    RequestHandled,
+    RequestReceived,
+    RequestResent,
+    ResourceUpdated,
+    ResponseReceived,
+    SessionEvent,
+    SubscriptionAcknowledged,
+    SubscriptionEnded,
+    notification_event,
+)
 from .jsonrpc import ErrorObject, ErrorResponse, Message, Notification, Request, RequestId, Response
+from .legacy import HANDLED_REQUESTS, LegacyOpening, ServerRequests
+from .modern import (
+    COMPLETE,
+    INPUT_REQUIRED,
+    LOG_LEVELS,
+    MODERN_ERROR_CODES,
+    ModernOpening,
+    SubscriptionFilter,
+    choose_version,
+    request_meta,
+    result_type,
+    with_meta,
+)
 from .types import (
-    CancelledParams,
     Implementation,
     InitializeResult,
-    LoggingMessageParams,
-    ProgressParams,
-    ResourceUpdatedParams,
 )
-from .versions import LATEST_LEGACY_VERSION, LEGACY_VERSIONS, Era, Features, features
+from .versions import (
+    LATEST_LEGACY_VERSION,
+    LATEST_VERSION,
+    LEGACY_VERSIONS,
+    MODERN_VERSIONS,
+    Era,
+    Features,
+    features,
+    missing_method,
+)
 
 __all__ = [
     "CancelledByServer",
     "ClientSession",
+    "EraDetected",
     "ErrorReceived",
     "HandshakeComplete",
     "HandshakeFailed",
@@ -68,10 +129,15 @@ __all__ = [
     "ProgressReceived",
     "RequestHandled",
     "RequestReceived",
+    "RequestResent",
     "ResourceUpdated",
     "ResponseReceived",
     "SessionEvent",
     "SessionState",
+    "SubscriptionAcknowledged",
+    "SubscriptionEnded",
+    "era_of_http_rejection",
+    "era_of_probe_error",
 ]
 
 
@@ -84,176 +150,34 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
 
 
-# -- events
+def era_of_probe_error(code: int) -> Era:
+    """The era a JSON-RPC error to the ``server/discover`` probe reveals.
 
-
-@attrs.frozen
-class SessionEvent:
-    """Base class of what :meth:`ClientSession.receive_data` reports."""
-
-
-@attrs.frozen
-class HandshakeComplete(SessionEvent):
-    """The session is open; ``result`` is the server's answer to the handshake."""
-
-    result: InitializeResult
-    features: Features
-
-
-@attrs.frozen
-class HandshakeFailed(SessionEvent):
-    """The session could not open; it is now closed."""
-
-    error: Exception
-
-
-@attrs.frozen
-class ResponseReceived(SessionEvent):
-    """A result for a request we sent; ``context`` is what the owner attached to it."""
-
-    request_id: RequestId
-    method: str
-    result: Mapping[str, Any]
-    context: Any
-
-
-@attrs.frozen
-class ErrorReceived(SessionEvent):
-    """A request we sent failed.
-
-    ``error`` is an :class:`~opex_trio.errors.McpError` when the server answered
-    with a JSON-RPC error, or a :class:`~opex_trio.errors.ProtocolError` when its
-    answer was malformed.
+    Only the modern error codes identify a modern server; every other code
+    (``-32601``, ``-32602``, ...) is what legacy servers answer a request
+    before ``initialize`` with.
     """
-
-    request_id: RequestId
-    method: str
-    error: McpError | ProtocolError
-    context: Any
+    return Era.MODERN if code in MODERN_ERROR_CODES else Era.LEGACY
 
 
-@attrs.frozen
-class LateResponse(SessionEvent):
-    """A response to a request that is no longer pending (cancelled or unknown); dropped."""
+def era_of_http_rejection(status: int, body: bytes | str | None) -> Era:
+    """The era an HTTP 4xx answer to a modern request reveals.
 
-    request_id: RequestId | None
-
-
-@attrs.frozen
-class RequestReceived(SessionEvent):
-    """The server asks something the owner declared it can answer (roots, sampling, elicitation).
-
-    Answer with :meth:`ClientSession.respond` or :meth:`ClientSession.respond_error`.
+    A body holding a JSON-RPC error with a modern code means a modern server
+    that refused this request (answer the error, do not fall back); an empty
+    body or anything else means a legacy server.
     """
-
-    request: Request
-
-
-@attrs.frozen
-class RequestHandled(SessionEvent):
-    """A server request the session answered itself.
-
-    That is a ``ping``, or an error for a method the client declared no capability for.
-    """
-
-    request: Request
-
-
-@attrs.frozen
-class CancelledByServer(SessionEvent):
-    """The server cancelled a request it had sent us; stop working on it, send no answer."""
-
-    params: CancelledParams
-
-
-@attrs.frozen
-class ProgressReceived(SessionEvent):
-    """``notifications/progress`` for a request we sent with a progress token."""
-
-    params: ProgressParams
-
-
-@attrs.frozen
-class LogReceived(SessionEvent):
-    """``notifications/message``: a log record from the server."""
-
-    params: LoggingMessageParams
-
-
-@attrs.frozen
-class ListChanged(SessionEvent):
-    """The server's list of tools, resources or prompts changed."""
-
-    kind: Literal["tools", "resources", "prompts"]
-
-
-@attrs.frozen
-class ResourceUpdated(SessionEvent):
-    """A resource the client subscribed to changed."""
-
-    uri: str
-
-
-@attrs.frozen
-class NotificationReceived(SessionEvent):
-    """Any other notification, passed on as it came."""
-
-    notification: Notification
-
-
-@attrs.frozen
-class InvalidMessage(SessionEvent):
-    """Something arrived that is not a valid message; it was skipped."""
-
-    error: ProtocolError
-
-
-_LIST_CHANGED: dict[str, Literal["tools", "resources", "prompts"]] = {
-    "notifications/tools/list_changed": "tools",
-    "notifications/resources/list_changed": "resources",
-    "notifications/prompts/list_changed": "prompts",
-}
-
-# Requests the server may send that need an owner-supplied answer, with the
-# client capability that must have been declared for each.
-_HANDLED_REQUESTS = {
-    "roots/list": "roots",
-    "sampling/createMessage": "sampling",
-    "elicitation/create": "elicitation",
-}
-
-
-class _LegacyOpening:
-    """The legacy era's way to open: ``initialize`` then ``notifications/initialized``."""
-
-    era = Era.LEGACY
-
-    def __init__(self, offered: str) -> None:
-        self.offered = offered
-
-    def first_request(self, session: ClientSession) -> Request:
-        return Request(
-            session.next_id(),
-            "initialize",
-            {
-                "protocolVersion": self.offered,
-                "capabilities": dict(session.capabilities),
-                "clientInfo": session.client_info.to_dict(),
-            },
-        )
-
-    def on_result(self, session: ClientSession, result: Mapping[str, Any]) -> SessionEvent:
-        parsed = InitializeResult.from_dict(result)
-        version = parsed.protocol_version
-        if version not in LEGACY_VERSIONS:
-            raise VersionNegotiationError(
-                f"the server answered initialize with protocol version {version!r}, which this "
-                f"client does not speak (it speaks {', '.join(LEGACY_VERSIONS)})",
-                offered=self.offered,
-                received=version,
-            )
-        session._queue(Notification("notifications/initialized"))
-        return HandshakeComplete(parsed, features(version))
+    if not 400 <= status < 500 or not body:
+        return Era.LEGACY
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return Era.LEGACY
+    error = data.get("error") if isinstance(data, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, int) and not isinstance(code, bool):
+        return era_of_probe_error(code)
+    return Era.LEGACY
 
 
 class ClientSession:
@@ -261,7 +185,13 @@ class ClientSession:
 
     ``capabilities`` is the client capabilities object to declare (declare
     ``roots``, ``sampling`` or ``elicitation`` only when something answers
-    them); ``protocol_version`` is the version to offer.
+    them). ``era`` pins the era, or is ``None`` to detect it
+    (``server/discover`` first, ``initialize`` when the server is legacy).
+    ``protocol_version`` is the version offered in ``initialize``;
+    ``modern_version`` the one named in modern requests. ``log_level`` is the
+    least severe log record modern requests ask for (``None``: the server's
+    choice). ``result_types`` are the extra ``resultType`` values the
+    extensions the owner declared add (a tasks extension's, say).
     """
 
     def __init__(
@@ -270,22 +200,42 @@ class ClientSession:
         client_info: Implementation | None = None,
         capabilities: Mapping[str, Any] | None = None,
         protocol_version: str = LATEST_LEGACY_VERSION,
+        era: Era | None = Era.LEGACY,
+        modern_version: str = LATEST_VERSION,
+        log_level: str | None = None,
+        result_types: frozenset[str] = frozenset(),
     ) -> None:
         if protocol_version not in LEGACY_VERSIONS:
             raise ConfigError(
                 f"protocol_version {protocol_version!r} cannot be offered in an initialize "
                 f"handshake; choose one of {', '.join(LEGACY_VERSIONS)}"
             )
+        if modern_version not in MODERN_VERSIONS:
+            raise ConfigError(
+                f"modern_version {modern_version!r} is not a modern protocol version; choose "
+                f"one of {', '.join(MODERN_VERSIONS)}"
+            )
+        if era is not None and not isinstance(era, Era):
+            raise ConfigError(f"era must be an Era or None (detect), got {era!r}")
+        self._check_level(log_level)
         self.client_info = client_info or Implementation(name="opex-trio", version=__version__)
         self.capabilities: Mapping[str, Any] = dict(capabilities or {})
         self.state = SessionState.NEW
         self.next_id = jsonrpc.IdAllocator()
-        self._opening = _LegacyOpening(protocol_version)
+        self.log_level = log_level
+        self._result_types = frozenset({COMPLETE}) | result_types
+        self._legacy_version = protocol_version
+        self._opening: LegacyOpening | ModernOpening = (
+            LegacyOpening(protocol_version) if era is Era.LEGACY else ModernOpening(modern_version)
+        )
+        self._detecting = era is None
         self._opening_id: RequestId | None = None
-        # id -> (method, context); plain tuples, since this is on every request's path.
-        self._pending: dict[RequestId, tuple[str, Any]] = {}
-        self._server_requests: set[RequestId] = set()
+        self._pending = PendingTable()
+        self._server_requests = ServerRequests(self.capabilities)
         self._outbox: list[Message] = []
+        self._rounds = self._pending.rounds
+        self.subscriptions: dict[RequestId, SubscriptionFilter] = {}
+        """Open ``subscriptions/listen`` streams, by request id, with what each asked for."""
         self.initialize_result: InitializeResult | None = None
         self.features: Features | None = None
 
@@ -293,17 +243,26 @@ class ClientSession:
 
     @property
     def era(self) -> Era:
-        """The era the session opens in."""
+        """The era the session opens in (while detecting: the era being tried)."""
         return self._opening.era
 
     @property
+    def probing(self) -> bool:
+        """Whether the ``server/discover`` probe of era detection awaits its answer.
+
+        The owner bounds that wait and calls :meth:`fall_back_to_legacy` when
+        it runs out.
+        """
+        return self._detecting and self.state is SessionState.OPENING
+
+    @property
     def protocol_version(self) -> str | None:
-        """The negotiated protocol version, once the session is open."""
+        """The protocol version in use, once the session is open."""
         return self.features.version if self.features else None
 
     @property
     def pending_count(self) -> int:
-        """How many requests await their response."""
+        """How many requests await their response (or the input their server asked for)."""
         return len(self._pending)
 
     def take_outgoing(self) -> list[Message]:
@@ -311,26 +270,79 @@ class ClientSession:
         out, self._outbox = self._outbox, []
         return out
 
+    def queue(self, message: Message) -> None:
+        """Put a message of the session's own in the outbox (for the era modules)."""
+        self._outbox.append(message)
+
+    def meta_for(self, version: str) -> dict[str, Any]:
+        """The ``_meta`` of a modern request naming ``version``."""
+        return request_meta(version, self.capabilities, self.client_info, self.log_level)
+
     # -- what the owner asks for
 
     def open(self) -> None:
-        """Start the handshake; its first message is in the outbox."""
+        """Start opening the session; its first message is in the outbox."""
         if self.state is not SessionState.NEW:
             raise ProtocolError(f"cannot open a session that is {self.state.value}")
-        request = self._opening.first_request(self)
-        self._opening_id = request.id
-        self._pending[request.id] = (request.method, None)
         self.state = SessionState.OPENING
-        self._outbox.append(request)
+        self._send_opening()
+
+    def fall_back_to_legacy(self, reason: str) -> EraDetected:
+        """Give up the ``server/discover`` probe and open with ``initialize``.
+
+        For the owner, when the probe got no answer within its bound, or when
+        the HTTP transport saw a rejection :func:`era_of_http_rejection` calls
+        legacy. A late answer to the probe comes out as a late response.
+        """
+        if not self.probing:
+            raise ProtocolError("fall_back_to_legacy is only possible while probing the era")
+        if self._opening_id is not None:
+            self._pending.pop(self._opening_id)
+        return self._to_legacy(reason)
 
     def send_request(
         self, method: str, params: Mapping[str, Any] | None = None, *, context: Any = None
     ) -> Request:
         """Build a request, record it as pending with ``context``, and return it to send."""
         self._check_may_send(method)
-        request = Request(self.next_id(), method, params)
-        self._pending[request.id] = (method, context)
+        rid = self.next_id()
+        feats = self.features
+        if feats is not None and feats.era is Era.MODERN:
+            request = Request(rid, method, with_meta(params, self.meta_for(feats.version)))
+            self._pending.add(rid, method, context, params or {})
+        else:
+            request = Request(rid, method, params)
+            self._pending.add(rid, method, context)
         return request
+
+    def listen(self, wanted: SubscriptionFilter, *, context: Any = None) -> Request:
+        """Open a ``subscriptions/listen`` stream (modern era); return the request to send.
+
+        Its notifications come out as the same events as legacy notifications,
+        carrying the request's id; cancel the stream with :meth:`cancel`.
+        """
+        if self.features is None or self.features.era is not Era.MODERN:
+            raise ProtocolError(
+                "subscriptions/listen exists only in the modern era; legacy sessions get "
+                "list changes unasked and subscribe to resources with resources/subscribe"
+            )
+        request = self.send_request(
+            "subscriptions/listen", {"notifications": wanted.to_dict()}, context=context
+        )
+        self.subscriptions[request.id] = wanted
+        return request
+
+    def set_log_level(self, level: str) -> Request | None:
+        """Ask for log records of ``level`` and above.
+
+        Legacy era: returns the ``logging/setLevel`` request to send. Modern
+        era: every later request carries the level; nothing to send.
+        """
+        self._check_level(level)
+        if self.features is not None and self.features.era is Era.MODERN:
+            self.log_level = level
+            return None
+        return self.send_request("logging/setLevel", {"level": level})
 
     def send_notification(
         self, method: str, params: Mapping[str, Any] | None = None
@@ -348,37 +360,64 @@ class ClientSession:
         Returns the request's context (``None`` when it was not pending). A late
         response to it will come out as :class:`LateResponse`. With
         ``notify=False`` (the request never left, or was answered after all)
-        nothing is queued. The ``initialize`` request is never cancelled on the
-        wire, as the specification demands.
+        nothing is queued. The opening request is never cancelled on the wire,
+        as the specification demands of ``initialize``. ``request_id`` may be
+        the id a request had before it was sent again.
         """
-        pending = self._pending.pop(request_id, None)
-        if pending is None:
+        waiting = self._rounds.drop(request_id)
+        if waiting is not None:
+            # Its server already answered; nothing is in flight to cancel.
+            return waiting.context
+        taken = self._pending.take(request_id)
+        if taken is None:
             return None
-        if notify and request_id != self._opening_id and self.state is not SessionState.CLOSED:
-            params: dict[str, Any] = {"requestId": request_id}
+        current, pending = taken
+        self.subscriptions.pop(current, None)
+        if notify and current != self._opening_id and self.state is not SessionState.CLOSED:
+            params: dict[str, Any] = {"requestId": current}
             if reason:
                 params["reason"] = reason
             self._outbox.append(Notification("notifications/cancelled", params))
         return pending[1]
 
-    def respond(self, request_id: RequestId, result: Mapping[str, Any]) -> None:
-        """Queue the answer to a server request from :class:`RequestReceived`."""
-        if self._server_requests_done(request_id):
+    def respond(self, request_id: RequestId, result: Mapping[str, Any]) -> list[SessionEvent]:
+        """Queue the answer to a :class:`RequestReceived`.
+
+        For an input a modern server asked for, the answer is kept until every
+        input of the request is answered; then the request is sent again and
+        the :class:`RequestResent` event is returned.
+        """
+        if request_id in self._rounds:
+            waiting = self._rounds.answer(request_id, result)
+            return [] if waiting is None else [self._resend_round(waiting)]
+        if self._server_requests.close(request_id) and self.state is not SessionState.CLOSED:
             self._outbox.append(Response(request_id, result))
+        return []
 
     def respond_error(
         self, request_id: RequestId, code: int, message: str, data: Any = None
-    ) -> None:
-        """Queue an error answer to a server request from :class:`RequestReceived`."""
-        if self._server_requests_done(request_id):
+    ) -> list[SessionEvent]:
+        """Queue an error answer to a :class:`RequestReceived`.
+
+        For an input a modern server asked for there is no error to send: the
+        request that needed it fails, and its :class:`ErrorReceived` is returned.
+        """
+        if request_id in self._rounds:
+            waiting = self._rounds.fail(request_id)
+            error = ProtocolError(
+                f"the input the server asked for ({message}) could not be given", code=code
+            )
+            return [ErrorReceived(waiting.first_id, waiting.method, error, waiting.context)]
+        if self._server_requests.close(request_id) and self.state is not SessionState.CLOSED:
             self._outbox.append(ErrorResponse(request_id, ErrorObject(code, message, data)))
+        return []
 
     def close(self) -> list[tuple[RequestId, str, Any]]:
         """Close the session; return the pending requests (id, method, context) it abandons."""
         self.state = SessionState.CLOSED
-        abandoned = [(rid, method, ctx) for rid, (method, ctx) in self._pending.items()]
-        self._pending.clear()
+        abandoned = self._pending.abandon()
         self._server_requests.clear()
+        self.subscriptions.clear()
         return abandoned
 
     # -- what arrived
@@ -395,36 +434,91 @@ class ClientSession:
             if isinstance(message, ProtocolError):
                 events.append(self._invalid(message))
             else:
-                events.append(self.receive_message(message))
+                events.extend(self.receive_message(message))
         return events
 
-    def receive_message(self, message: Message) -> SessionEvent:
-        """Handle one parsed message and return what it means."""
+    def receive_message(self, message: Message) -> list[SessionEvent]:
+        """Handle one parsed message and return what it means (usually one event)."""
         if self.state is SessionState.CLOSED:
-            return LateResponse(getattr(message, "id", None))
+            return [LateResponse(getattr(message, "id", None))]
         if isinstance(message, Response):
             return self._on_response(message)
         if isinstance(message, ErrorResponse):
-            return self._on_error(message)
+            return [self._on_error(message)]
         if isinstance(message, Request):
-            return self._on_request(message)
-        return self._on_notification(message)
+            return [self._on_request(message)]
+        return [self._on_notification(message)]
 
-    # -- internals
+    # -- internals: opening
 
-    def _queue(self, message: Message) -> None:
-        self._outbox.append(message)
+    @staticmethod
+    def _check_level(level: str | None) -> None:
+        if level is not None and level not in LOG_LEVELS:
+            raise ConfigError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}")
+
+    def _send_opening(self) -> None:
+        request = self._opening.first_request(self)
+        self._opening_id = request.id
+        self._pending.add(request.id, request.method, None)
+        self._outbox.append(request)
+
+    def _to_legacy(self, reason: str) -> EraDetected:
+        self._detecting = False
+        self._opening = LegacyOpening(self._legacy_version)
+        self._send_opening()
+        return EraDetected(Era.LEGACY, reason)
+
+    def _handshake_failed(self, error: Exception) -> SessionEvent:
+        self.close()
+        return HandshakeFailed(error)
+
+    def _on_opening_result(self, result: Mapping[str, Any]) -> list[SessionEvent]:
+        try:
+            event = self._opening.on_result(self, result)
+        except ProtocolError as exc:
+            if self._detecting and "supportedVersions" not in result:
+                # A legacy server that answers any method with some result.
+                return [self._to_legacy(f"the answer to server/discover was not one: {exc}")]
+            return [self._handshake_failed(exc)]
+        assert isinstance(event, HandshakeComplete)
+        self._detecting = False
+        self.initialize_result = event.result
+        self.features = event.features
+        self.state = SessionState.READY
+        return [event]
+
+    def _on_opening_error(self, rid: RequestId, error: McpError) -> SessionEvent:
+        opening = self._opening
+        if (
+            isinstance(opening, LegacyOpening)
+            and isinstance(error, UnsupportedProtocolVersionError)
+            and choose_version(error.supported, LATEST_VERSION) is not None
+        ):
+            # We fell back too soon (a slow probe answer): the server is modern after all.
+            self._opening = ModernOpening(choose_version(error.supported, LATEST_VERSION) or "")
+            self._send_opening()
+            assert self._opening_id is not None
+            return RequestResent(rid, self._opening_id, "server/discover", str(error))
+        if isinstance(opening, ModernOpening):
+            if isinstance(error, UnsupportedProtocolVersionError):
+                version = opening.retry_version(error)
+                if version is not None:
+                    self._detecting = False
+                    self._send_opening()
+                    assert self._opening_id is not None
+                    return RequestResent(rid, self._opening_id, "server/discover", str(error))
+            elif self._detecting and era_of_probe_error(error.code) is Era.LEGACY:
+                return self._to_legacy(f"the server answered server/discover with: {error}")
+        return self._handshake_failed(error)
+
+    # -- internals: sending
 
     def _check_may_send(self, method: str) -> None:
         if self.state is SessionState.READY:
-            feats = self.features
-            assert feats is not None
-            if method == "ping" and not feats.ping:
-                raise ProtocolError(f"ping does not exist in protocol version {feats.version}")
-            if method == "logging/setLevel" and not feats.logging_set_level:
-                raise ProtocolError(
-                    f"logging/setLevel does not exist in protocol version {feats.version}"
-                )
+            assert self.features is not None
+            missing = missing_method(self.features, method)
+            if missing:
+                raise ProtocolError(missing)
             return
         if self.state is SessionState.OPENING and method == "ping":
             return
@@ -433,93 +527,125 @@ class ClientSession:
             + (" (only ping may be sent before the handshake ends)" if method != "ping" else "")
         )
 
-    def _server_requests_done(self, request_id: RequestId) -> bool:
-        if request_id in self._server_requests:
-            self._server_requests.discard(request_id)
-            return self.state is not SessionState.CLOSED
-        return False
+    def _resend(
+        self,
+        old_id: RequestId,
+        method: str,
+        params: Mapping[str, Any],
+        context: Any,
+        origin: tuple[RequestId, int],
+        reason: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> RequestResent:
+        feats = self.features
+        assert feats is not None
+        rid = self.next_id()
+        body = with_meta({**params, **extra} if extra else params, self.meta_for(feats.version))
+        self._pending.add(rid, method, context, params, origin)
+        self._outbox.append(Request(rid, method, body))
+        return RequestResent(old_id, rid, method, reason)
+
+    def _start_round(
+        self, rid: RequestId, pending: Pending, result: Mapping[str, Any]
+    ) -> list[SessionEvent]:
+        method, context, params, origin = pending
+        assert params is not None
+        first_id, rounds = origin or (rid, 0)
+        self._pending.unalias(first_id)
+        answerable = {m: c for m, c in HANDLED_REQUESTS.items() if c in self.capabilities}
+        try:
+            waiting, requests = self._rounds.start(
+                first_id, method, params, context, rounds, result, answerable
+            )
+        except ProtocolError as exc:
+            return [ErrorReceived(first_id, method, exc, context)]
+        if not requests:
+            return [self._resend_round(waiting)]
+        return [RequestReceived(request) for request in requests]
+
+    def _resend_round(self, waiting: InputRound) -> RequestResent:
+        return self._resend(
+            waiting.first_id,
+            waiting.method,
+            waiting.params,
+            waiting.context,
+            (waiting.first_id, waiting.rounds),
+            "the server asked for input",
+            waiting.retry_members(),
+        )
+
+    # -- internals: receiving
 
     def _invalid(self, exc: ProtocolError) -> SessionEvent:
         rid = exc.request_id
         if rid is not None:
-            pending = self._pending.get(rid)
+            pending = self._pending.pop(rid)
             if pending is not None:
                 # A malformed answer to one of our requests fails that request
                 # now instead of leaving it to time out.
-                del self._pending[rid]
                 if rid == self._opening_id:
                     return self._handshake_failed(exc)
-                return ErrorReceived(rid, pending[0], exc, pending[1])
+                return ErrorReceived(
+                    self._pending.finish(rid, pending), pending[0], exc, pending[1]
+                )
         return InvalidMessage(exc)
 
-    def _handshake_failed(self, error: Exception) -> SessionEvent:
-        self.close()
-        return HandshakeFailed(error)
-
-    def _on_response(self, message: Response) -> SessionEvent:
-        pending = self._pending.pop(message.id, None)
+    def _on_response(self, message: Response) -> list[SessionEvent]:
+        rid = message.id
+        pending = self._pending.pop(rid)
         if pending is None:
-            return LateResponse(message.id)
-        if message.id == self._opening_id:
-            try:
-                event = self._opening.on_result(self, message.result)
-            except ProtocolError as exc:
-                return self._handshake_failed(exc)
-            assert isinstance(event, HandshakeComplete)
-            self.initialize_result = event.result
-            self.features = event.features
-            self.state = SessionState.READY
-            return event
-        return ResponseReceived(message.id, pending[0], message.result, pending[1])
+            return [LateResponse(rid)]
+        if rid == self._opening_id:
+            return self._on_opening_result(message.result)
+        if pending[2] is None:  # legacy era: results are what they are
+            return [ResponseReceived(rid, pending[0], message.result, pending[1])]
+        result = message.result
+        try:
+            kind = result_type(result)
+        except ProtocolError as exc:
+            kind, error = "", exc
+        else:
+            if kind == INPUT_REQUIRED:
+                return self._start_round(rid, pending, result)
+            error = ProtocolError(f"unknown resultType {kind!r} in the answer to {pending[0]}")
+        known = self._pending.finish(rid, pending)
+        if pending[0] == "subscriptions/listen":
+            self.subscriptions.pop(rid, None)
+            return [SubscriptionEnded(rid, pending[1])]
+        if kind not in self._result_types:
+            return [ErrorReceived(known, pending[0], error, pending[1])]
+        return [ResponseReceived(known, pending[0], result, pending[1])]
 
     def _on_error(self, message: ErrorResponse) -> SessionEvent:
         rid = message.id
-        pending = self._pending.pop(rid, None) if rid is not None else None
-        if pending is None:
+        pending = self._pending.pop(rid) if rid is not None else None
+        if pending is None or rid is None:
             return LateResponse(rid)
         err = message.error
-        error = McpError(err.code, err.message, err.data, method=pending[0])
+        error = McpError.received(err.code, err.message, err.data, method=pending[0])
         if rid == self._opening_id:
-            return self._handshake_failed(error)
-        return ErrorReceived(rid, pending[0], error, pending[1])  # type: ignore[arg-type]
+            return self._on_opening_error(rid, error)
+        method, context, params, origin = pending
+        if (
+            isinstance(error, UnsupportedProtocolVersionError)
+            and params is not None
+            and not self._pending.is_version_retry(rid)
+        ):
+            version = choose_version(error.supported, self.protocol_version or LATEST_VERSION)
+            if version is not None:
+                # The server speaks a version we know after all: use it from now on.
+                self.features = features(version)
+                event = self._resend(rid, method, params, context, origin or (rid, 0), str(error))
+                self._pending.mark_version_retry(event.new_id)
+                return event
+        self.subscriptions.pop(rid, None)
+        return ErrorReceived(self._pending.finish(rid, pending), method, error, context)
 
     def _on_request(self, message: Request) -> SessionEvent:
-        if message.method == "ping":
-            self._outbox.append(Response(message.id, {}))
-            return RequestHandled(message)
-        capability = _HANDLED_REQUESTS.get(message.method)
-        if capability is not None and capability in self.capabilities:
-            self._server_requests.add(message.id)
-            return RequestReceived(message)
-        self._outbox.append(
-            ErrorResponse(
-                message.id,
-                ErrorObject(
-                    jsonrpc.METHOD_NOT_FOUND,
-                    f"method not supported by this client: {message.method}",
-                ),
-            )
-        )
-        return RequestHandled(message)
+        return self._server_requests.receive(message, self._outbox)
 
     def _on_notification(self, message: Notification) -> SessionEvent:
-        method = message.method
-        params = message.params or {}
-        try:
-            if method == "notifications/progress":
-                return ProgressReceived(ProgressParams.from_dict(params, method))
-            if method == "notifications/message":
-                return LogReceived(LoggingMessageParams.from_dict(params, method))
-            kind = _LIST_CHANGED.get(method)
-            if kind is not None:
-                return ListChanged(kind)
-            if method == "notifications/resources/updated":
-                return ResourceUpdated(ResourceUpdatedParams.from_dict(params, method).uri)
-            if method == "notifications/cancelled":
-                cancelled = CancelledParams.from_dict(params, method)
-                if cancelled.request_id in self._server_requests:
-                    self._server_requests.discard(cancelled.request_id)
-                return CancelledByServer(cancelled)
-        except ProtocolError as exc:
-            return InvalidMessage(exc)
-        return NotificationReceived(message)
+        event = notification_event(message)
+        if isinstance(event, CancelledByServer):
+            self._server_requests.close(event.params.request_id)
+        return event

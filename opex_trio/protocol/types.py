@@ -1,31 +1,62 @@
 """The MCP types a client needs, as frozen attrs classes.
 
-Theory of operation
--------------------
-Each type is an :class:`McpType`: a frozen attrs class whose fields carry, in
-their metadata, the JSON key they come from (``inputSchema`` for
-``input_schema``) and a loader that checks and converts the value. One generic
-:meth:`McpType.from_dict` walks those fields, so the rules for a type are
-written once, in its field list. Whatever the server sends that a type does
-not model lands in :attr:`McpType.extra` and comes back out of
-:meth:`McpType.to_dict`: fields added by newer revisions or by extensions are
-kept, not dropped.
-
-A value of the wrong JSON type raises :class:`~opex_trio.errors.ProtocolError`
-naming the path of the offending field (``ListToolsResult.tools[3].name``).
-Content blocks are told apart by ``type``; an unknown ``type`` becomes an
-:class:`UnknownContent` that keeps the whole block.
+Every type here is an :class:`McpType` (see :mod:`._model` for how loading
+and dumping work, and :mod:`.content` for the content blocks): a frozen attrs
+class built with :meth:`McpType.from_dict`, which keeps what it does not model
+in :attr:`McpType.extra`, and written back with :meth:`McpType.to_dict`. This
+module re-exports the content types so that one import serves a caller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
-from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import attrs
 
-from ..errors import ProtocolError
+from ._model import (
+    _NO_EXTRA,
+    Annotations,
+    Icon,
+    Implementation,
+    McpType,
+    UnknownContent,
+    _annotations,
+    _any,
+    _bool,
+    _icons,
+    _int,
+    _list_of,
+    _meta,
+    _number,
+    _object,
+    _str,
+    _str_or_int,
+    _type,
+)
+from .client_features import (
+    CreateMessageParams,
+    CreateMessageResult,
+    ElicitParams,
+    ElicitResult,
+    ListRootsResult,
+    Root,
+    SamplingMessage,
+)
+from .content import (
+    AudioContent,
+    BlobResourceContents,
+    ContentBlock,
+    EmbeddedResource,
+    ImageContent,
+    ResourceContents,
+    ResourceLink,
+    TextContent,
+    TextResourceContents,
+    _content_list,
+    _resource_contents,
+    load_content_block,
+)
 
 __all__ = [
     "Annotations",
@@ -73,458 +104,6 @@ __all__ = [
     "UnknownContent",
     "load_content_block",
 ]
-
-T = TypeVar("T", bound="McpType")
-# Shared by every instance that has no extra members; read-only, so sharing is safe.
-_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
-Loader: TypeAlias = Callable[[Any, Any], Any]
-_MISSING: Any = object()
-
-
-# -- loaders: check one JSON value and convert it; ``where`` names it in errors.
-
-
-def _fmt(where: Any) -> str:
-    """Spell out a lazily built path: ``("Tool", "name")`` is ``Tool.name``."""
-    if isinstance(where, tuple):
-        parent, part = where
-        return f"{_fmt(parent)}[{part}]" if isinstance(part, int) else f"{_fmt(parent)}.{part}"
-    return str(where)
-
-
-def _fail(where: Any, expected: str, value: Any) -> ProtocolError:
-    return ProtocolError(f"{_fmt(where)} must be {expected}, got {type(value).__name__}")
-
-
-# Paths are passed as nested (parent, key) tuples and only turned into text
-# when an error is raised: loading is on the hot path of every tool call.
-
-
-def _str(value: Any, where: Any) -> str:
-    if not isinstance(value, str):
-        raise _fail(where, "a string", value)
-    return value
-
-
-def _bool(value: Any, where: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(where, "a boolean", value)
-    return value
-
-
-def _int(value: Any, where: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _fail(where, "an integer", value)
-    return value
-
-
-def _number(value: Any, where: Any) -> float | int:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise _fail(where, "a number", value)
-    return value
-
-
-def _object(value: Any, where: Any) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise _fail(where, "an object", value)
-    return value
-
-
-def _any(value: Any, where: Any) -> Any:
-    return value
-
-
-def _str_or_int(value: Any, where: Any) -> str | int:
-    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    raise _fail(where, "a string or an integer", value)
-
-
-def _list_of(item: Loader) -> Loader:
-    def load(value: Any, where: Any) -> tuple[Any, ...]:
-        if not isinstance(value, list):
-            raise _fail(where, "an array", value)
-        return tuple([item(v, (where, i)) for i, v in enumerate(value)])
-
-    return load
-
-
-def _type(cls: type[McpType]) -> Loader:
-    def load(value: Any, where: Any) -> Any:
-        return cls.from_dict(value, where)
-
-    return load
-
-
-# The exact JSON types a simple loader accepts without calling it; anything
-# else goes through the loader, which checks properly and raises.
-_FAST_TYPES: dict[Loader, frozenset[type]] = {
-    _str: frozenset({str}),
-    _bool: frozenset({bool}),
-    _int: frozenset({int}),
-    _number: frozenset({int, float}),
-    _object: frozenset({dict}),
-}
-
-
-def _meta(
-    key: str, loader: Loader, *, required: bool = False, always: bool = False
-) -> dict[str, Any]:
-    """Field metadata: the field is read from JSON member ``key`` through ``loader``.
-
-    ``required`` members must be present when loading; ``always`` members are
-    written out even when they hold their default.
-    """
-    return {"key": key, "load": loader, "required": required, "always": required or always}
-
-
-def _dump(value: Any) -> Any:
-    if isinstance(value, McpType | UnknownContent):
-        return value.to_dict()
-    if isinstance(value, tuple | list):
-        return [_dump(v) for v in value]
-    return value
-
-
-@attrs.frozen
-class _Plan:
-    """What :meth:`McpType.from_dict` and :meth:`McpType.to_dict` need, computed once per class."""
-
-    # (attribute, key, loader, fast types or None, required)
-    load: tuple[tuple[str, str, Loader, frozenset[type] | None, bool], ...]
-    # (attribute, key, always, default)
-    dump: tuple[tuple[str, str, bool, Any], ...]
-    known: frozenset[str]
-
-
-class McpType:
-    """Base of the MCP types: a JSON object with known fields plus :attr:`extra`."""
-
-    __slots__ = ()
-    _ignored_keys: ClassVar[frozenset[str]] = frozenset()
-    extra: Mapping[str, Any]
-    """Members the server sent that this type does not model, kept as they came."""
-
-    @classmethod
-    def _plan(cls) -> _Plan:
-        plan = cls.__dict__.get("_plan_cache")
-        if plan is None:
-            fields = [f for f in attrs.fields(cls) if "key" in f.metadata]  # type: ignore[arg-type]
-            plan = _Plan(
-                load=tuple(
-                    (
-                        f.name,
-                        f.metadata["key"],
-                        f.metadata["load"],
-                        _FAST_TYPES.get(f.metadata["load"]),
-                        f.metadata["required"],
-                    )
-                    for f in fields
-                ),
-                dump=tuple(
-                    (f.name, f.metadata["key"], f.metadata["always"], f.default) for f in fields
-                ),
-                known=frozenset(f.metadata["key"] for f in fields) | cls._ignored_keys,
-            )
-            type.__setattr__(cls, "_plan_cache", plan)
-        return plan
-
-    @classmethod
-    def from_dict(cls: type[T], data: Any, where: Any = None) -> T:
-        """Build the type from a decoded JSON object, or raise :class:`ProtocolError`.
-
-        ``where`` names the object in error messages (the class name by default).
-        """
-        if where is None:
-            where = cls.__name__
-        if not isinstance(data, dict):
-            raise _fail(where, "an object", data)
-        plan = cls._plan()
-        kwargs: dict[str, Any] = {}
-        for name, key, load, fast, required in plan.load:
-            value = data.get(key)
-            if value is None:
-                if required:
-                    raise ProtocolError(f"{_fmt(where)} is missing the required member {key!r}")
-                continue
-            if fast is not None and type(value) in fast:
-                kwargs[name] = value
-            else:
-                kwargs[name] = load(value, (where, key))
-        known = plan.known
-        if len(data) > len(kwargs):
-            extra = {k: v for k, v in data.items() if k not in known}
-            if extra:
-                kwargs["extra"] = extra
-        return cls(**kwargs)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The type as a JSON-ready dict, :attr:`extra` included."""
-        out: dict[str, Any] = {}
-        for name, key, always, default in self._plan().dump:
-            value = getattr(self, name)
-            if always or (value is not None and value != default):
-                out[key] = _dump(value)
-        if self.extra:
-            for k, v in self.extra.items():
-                out.setdefault(k, v)
-        return out
-
-
-# -- common pieces
-
-
-@attrs.frozen(slots=False)
-class Icon(McpType):
-    """An icon a server offers for itself, a tool, a resource or a prompt."""
-
-    src: str = attrs.field(metadata=_meta("src", _str, required=True))
-    mime_type: str | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("mimeType", _str)
-    )
-    sizes: tuple[str, ...] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("sizes", _list_of(_str))
-    )
-    theme: str | None = attrs.field(default=None, kw_only=True, metadata=_meta("theme", _str))
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-_icons = _list_of(_type(Icon))
-
-
-@attrs.frozen(slots=False)
-class Implementation(McpType):
-    """The name and version of an MCP client or server."""
-
-    name: str = attrs.field(metadata=_meta("name", _str, required=True))
-    version: str = attrs.field(metadata=_meta("version", _str, required=True))
-    title: str | None = attrs.field(default=None, kw_only=True, metadata=_meta("title", _str))
-    description: str | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("description", _str)
-    )
-    website_url: str | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("websiteUrl", _str)
-    )
-    icons: tuple[Icon, ...] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("icons", _icons)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-@attrs.frozen(slots=False)
-class Annotations(McpType):
-    """Hints about a content block or resource: audience, priority, last change."""
-
-    audience: tuple[str, ...] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("audience", _list_of(_str))
-    )
-    priority: float | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("priority", _number)
-    )
-    last_modified: str | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("lastModified", _str)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-_annotations = _type(Annotations)
-
-
-# -- content blocks
-
-
-class _Block(McpType):
-    """Base of content blocks: ``type`` is fixed per class and written first."""
-
-    __slots__ = ()
-    type: ClassVar[str]
-    _ignored_keys: ClassVar[frozenset[str]] = frozenset({"type"})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **super().to_dict()}
-
-
-@attrs.frozen(slots=False)
-class TextContent(_Block):
-    """Text content."""
-
-    type: ClassVar[Literal["text"]] = "text"
-    text: str = attrs.field(metadata=_meta("text", _str, required=True))
-    annotations: Annotations | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("annotations", _annotations)
-    )
-    meta: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("_meta", _object)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-@attrs.frozen(slots=False)
-class ImageContent(_Block):
-    """An image, base64-encoded in ``data``."""
-
-    type: ClassVar[Literal["image"]] = "image"
-    data: str = attrs.field(metadata=_meta("data", _str, required=True))
-    mime_type: str = attrs.field(metadata=_meta("mimeType", _str, required=True))
-    annotations: Annotations | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("annotations", _annotations)
-    )
-    meta: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("_meta", _object)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-@attrs.frozen(slots=False)
-class AudioContent(_Block):
-    """Audio, base64-encoded in ``data`` (2025-03-26 and later)."""
-
-    type: ClassVar[Literal["audio"]] = "audio"
-    data: str = attrs.field(metadata=_meta("data", _str, required=True))
-    mime_type: str = attrs.field(metadata=_meta("mimeType", _str, required=True))
-    annotations: Annotations | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("annotations", _annotations)
-    )
-    meta: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("_meta", _object)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-@attrs.frozen(slots=False)
-class ResourceLink(_Block):
-    """A link to a resource the client may read (2025-06-18 and later)."""
-
-    type: ClassVar[Literal["resource_link"]] = "resource_link"
-    uri: str = attrs.field(metadata=_meta("uri", _str, required=True))
-    name: str = attrs.field(metadata=_meta("name", _str, required=True))
-    title: str | None = attrs.field(default=None, kw_only=True, metadata=_meta("title", _str))
-    description: str | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("description", _str)
-    )
-    mime_type: str | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("mimeType", _str)
-    )
-    size: int | None = attrs.field(default=None, kw_only=True, metadata=_meta("size", _int))
-    annotations: Annotations | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("annotations", _annotations)
-    )
-    icons: tuple[Icon, ...] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("icons", _icons)
-    )
-    meta: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("_meta", _object)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-@attrs.frozen(slots=False)
-class TextResourceContents(McpType):
-    """The text contents of a resource."""
-
-    uri: str = attrs.field(metadata=_meta("uri", _str, required=True))
-    text: str = attrs.field(metadata=_meta("text", _str, required=True))
-    mime_type: str | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("mimeType", _str)
-    )
-    meta: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("_meta", _object)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-@attrs.frozen(slots=False)
-class BlobResourceContents(McpType):
-    """The binary contents of a resource, base64-encoded in ``blob``."""
-
-    uri: str = attrs.field(metadata=_meta("uri", _str, required=True))
-    blob: str = attrs.field(metadata=_meta("blob", _str, required=True))
-    mime_type: str | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("mimeType", _str)
-    )
-    meta: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("_meta", _object)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-ResourceContents: TypeAlias = TextResourceContents | BlobResourceContents
-
-
-def _resource_contents(value: Any, where: Any) -> ResourceContents:
-    if isinstance(value, dict) and "blob" in value and "text" not in value:
-        return BlobResourceContents.from_dict(value, where)
-    return TextResourceContents.from_dict(value, where)
-
-
-@attrs.frozen(slots=False)
-class EmbeddedResource(_Block):
-    """A resource's contents embedded in a result."""
-
-    type: ClassVar[Literal["resource"]] = "resource"
-    resource: ResourceContents = attrs.field(
-        metadata=_meta("resource", _resource_contents, required=True)
-    )
-    annotations: Annotations | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("annotations", _annotations)
-    )
-    meta: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("_meta", _object)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-@attrs.frozen
-class UnknownContent:
-    """A content block of a ``type`` this client does not know; ``data`` is the whole block."""
-
-    type: str
-    data: Mapping[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The block as it came."""
-        return dict(self.data)
-
-
-ContentBlock: TypeAlias = (
-    TextContent | ImageContent | AudioContent | ResourceLink | EmbeddedResource | UnknownContent
-)
-
-_CONTENT_TYPES: dict[str, type[McpType]] = {
-    "text": TextContent,
-    "image": ImageContent,
-    "audio": AudioContent,
-    "resource_link": ResourceLink,
-    "resource": EmbeddedResource,
-}
-
-
-def load_content_block(value: Any, where: Any = "content") -> ContentBlock:
-    """Parse one content block, keeping blocks of unknown ``type`` as :class:`UnknownContent`."""
-    if not isinstance(value, dict):
-        raise _fail(where, "an object", value)
-    kind = value.get("type")
-    if not isinstance(kind, str):
-        raise _fail((where, "type"), "a string", kind)
-    if kind == "text" and len(value) == 2 and type(value.get("text")) is str:
-        # The most common block by far, built without the generic walk.
-        return TextContent(value["text"])
-    cls = _CONTENT_TYPES.get(kind)
-    if cls is None:
-        return UnknownContent(kind, value)
-    out: ContentBlock = cls.from_dict(value, where)  # type: ignore[assignment]
-    return out
-
-
-_content_list = _list_of(load_content_block)
-
-
-def _content_one_or_many(value: Any, where: Any) -> ContentBlock | tuple[ContentBlock, ...]:
-    # Sampling messages carry one block in older revisions and a list since 2025-11-25.
-    if isinstance(value, list):
-        return _content_list(value, where)  # type: ignore[no-any-return]
-    return load_content_block(value, where)
-
 
 # -- tools
 
@@ -968,134 +547,6 @@ class CancelledParams(McpType):
         default=None, kw_only=True, metadata=_meta("requestId", _str_or_int)
     )
     reason: str | None = attrs.field(default=None, kw_only=True, metadata=_meta("reason", _str))
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-# -- server-to-client requests
-
-
-@attrs.frozen(slots=False)
-class Root(McpType):
-    """A root (a directory or file URI) the client exposes to the server."""
-
-    uri: str = attrs.field(metadata=_meta("uri", _str, required=True))
-    name: str | None = attrs.field(default=None, kw_only=True, metadata=_meta("name", _str))
-    meta: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("_meta", _object)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-@attrs.frozen(slots=False)
-class ListRootsResult(McpType):
-    """The client's answer to ``roots/list``."""
-
-    roots: tuple[Root, ...] = attrs.field(
-        metadata=_meta("roots", _list_of(_type(Root)), required=True)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-@attrs.frozen(slots=False)
-class SamplingMessage(McpType):
-    """One message of a sampling request: one content block, or several since 2025-11-25."""
-
-    role: str = attrs.field(metadata=_meta("role", _str, required=True))
-    content: ContentBlock | tuple[ContentBlock, ...] = attrs.field(
-        metadata=_meta("content", _content_one_or_many, required=True)
-    )
-    meta: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("_meta", _object)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-@attrs.frozen(slots=False)
-class CreateMessageParams(McpType):
-    """Params of ``sampling/createMessage``: the server asks the client's model to answer."""
-
-    messages: tuple[SamplingMessage, ...] = attrs.field(
-        metadata=_meta("messages", _list_of(_type(SamplingMessage)), required=True)
-    )
-    max_tokens: int = attrs.field(metadata=_meta("maxTokens", _int, required=True))
-    system_prompt: str | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("systemPrompt", _str)
-    )
-    include_context: str | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("includeContext", _str)
-    )
-    temperature: float | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("temperature", _number)
-    )
-    stop_sequences: tuple[str, ...] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("stopSequences", _list_of(_str))
-    )
-    metadata: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("metadata", _object)
-    )
-    model_preferences: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("modelPreferences", _object)
-    )
-    tools: tuple[Any, ...] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("tools", _list_of(_object))
-    )
-    tool_choice: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("toolChoice", _object)
-    )
-    meta: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("_meta", _object)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-@attrs.frozen(slots=False)
-class CreateMessageResult(McpType):
-    """The client's answer to ``sampling/createMessage``."""
-
-    role: str = attrs.field(metadata=_meta("role", _str, required=True))
-    content: ContentBlock | tuple[ContentBlock, ...] = attrs.field(
-        metadata=_meta("content", _content_one_or_many, required=True)
-    )
-    model: str = attrs.field(metadata=_meta("model", _str, required=True))
-    stop_reason: str | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("stopReason", _str)
-    )
-    meta: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("_meta", _object)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-@attrs.frozen(slots=False)
-class ElicitParams(McpType):
-    """Params of ``elicitation/create``: the server asks the user for input."""
-
-    message: str = attrs.field(metadata=_meta("message", _str, required=True))
-    requested_schema: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("requestedSchema", _object)
-    )
-    mode: str | None = attrs.field(default=None, kw_only=True, metadata=_meta("mode", _str))
-    url: str | None = attrs.field(default=None, kw_only=True, metadata=_meta("url", _str))
-    elicitation_id: str | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("elicitationId", _str)
-    )
-    meta: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("_meta", _object)
-    )
-    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
-
-
-@attrs.frozen(slots=False)
-class ElicitResult(McpType):
-    """The client's answer to ``elicitation/create``: ``accept``, ``decline`` or ``cancel``."""
-
-    action: str = attrs.field(metadata=_meta("action", _str, required=True))
-    content: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("content", _object)
-    )
-    meta: Mapping[str, Any] | None = attrs.field(
-        default=None, kw_only=True, metadata=_meta("_meta", _object)
-    )
     extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "era_of",
     "features",
     "is_supported",
+    "missing_method",
 ]
 
 
@@ -157,3 +158,28 @@ def features(version: str) -> Features:
 def era_of(version: str) -> Era:
     """The era ``version`` belongs to."""
     return features(version).era
+
+
+# Methods that do not exist in the modern era, with what replaced them.
+_NOT_MODERN = {
+    "initialize": "server/discover",
+    "resources/subscribe": "subscriptions/listen",
+    "resources/unsubscribe": "cancelling the subscriptions/listen request",
+    "ping": "any cheap request, such as server/discover",
+    "logging/setLevel": "the logLevel every request carries (set_log_level)",
+}
+
+
+def missing_method(feats: Features, method: str) -> str | None:
+    """Why ``method`` cannot be sent under ``feats``' version, or ``None`` when it can."""
+    gone = (method == "ping" and not feats.ping) or (
+        method == "logging/setLevel" and not feats.logging_set_level
+    )
+    if feats.era is Era.MODERN and method in _NOT_MODERN:
+        return (
+            f"{method} does not exist in protocol version {feats.version}; "
+            f"it is replaced by {_NOT_MODERN[method]}"
+        )
+    if gone:
+        return f"{method} does not exist in protocol version {feats.version}"
+    return None

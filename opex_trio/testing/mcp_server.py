@@ -592,6 +592,11 @@ def builtin_server(options: argparse.Namespace | None = None) -> McpTestServer:
         return str(os.getpid())
 
     @server.tool()
+    def meta(args: Mapping[str, Any], ctx: ToolContext) -> str:
+        """The ``_meta`` of this call's request, as JSON."""
+        return json.dumps((ctx.call.params or {}).get("_meta") or {}, sort_keys=True)
+
+    @server.tool()
     def stats(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
         """What the server saw: request count, ids the client cancelled, notification methods."""
         seen = {

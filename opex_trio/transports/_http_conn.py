@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -33,11 +33,13 @@ from ..errors import (
     TransportBrokenError,
     TransportClosedError,
 )
-from ..protocol.jsonrpc import Request, RequestId
+from ..protocol.headers import standard_headers
+from ..protocol.jsonrpc import Notification, Request, RequestId
+from ..protocol.modern import PROTOCOL_VERSION_KEY
 from ._http_body import close_body_with_response
 from ._http_params import HttpParameters, safe_url
 from ._sse import SseDecoder, SseEvent
-from .base import RequestFailure
+from .base import EXECUTION_ID_META, RequestFailure
 
 __all__ = ["BODY_EXCERPT", "JSON", "SSE", "HttpConnection", "forgot_session", "is_sse"]
 
@@ -132,22 +134,31 @@ class HttpConnection:
         else:
             await self.deliver(RequestFailure(message.id, error))
 
-    def headers(self, accept: str, message: Request | None = None) -> dict[str, str]:
-        """The headers of a request: the user's, credentials, session and version."""
+    def headers(self, accept: str, message: Request | Notification | None = None) -> dict[str, str]:
+        """The headers of a request: the user's, credentials, session, version, method and name."""
         headers = dict(self.params.headers)
         headers["Accept"] = accept
         if self.params.auth_token is not None:
             headers["Authorization"] = f"Bearer {self.params.auth_token}"
         if self.session_id is not None:
             headers["Mcp-Session-Id"] = self.session_id
-        if self.protocol_version is not None and self.mode != "sse":
-            headers["MCP-Protocol-Version"] = self.protocol_version
-        if (
-            message is not None
-            and message.method == "tools/call"
-            and self.params.execution_id is not None
-        ):
-            headers[self.params.execution_id_header] = self.params.execution_id
+        version = self.protocol_version
+        params = message.params if message is not None else None
+        meta = params.get("_meta") if isinstance(params, Mapping) else None
+        if isinstance(meta, Mapping) and isinstance(meta.get(PROTOCOL_VERSION_KEY), str):
+            # A modern request names its own version; the header repeats it.
+            version = meta[PROTOCOL_VERSION_KEY]
+        if version is not None and self.mode != "sse":
+            headers["MCP-Protocol-Version"] = version
+        if message is not None and self.mode != "sse":
+            # Mcp-Method (and Mcp-Name) let intermediaries route without reading the body.
+            headers.update(standard_headers(message.method, message.params))
+        if isinstance(message, Request) and message.method == "tools/call":
+            # A per-call key in the request's _meta wins over the configured id.
+            key = meta.get(EXECUTION_ID_META) if isinstance(meta, Mapping) else None
+            execution_id = key if isinstance(key, str) else self.params.execution_id
+            if execution_id is not None:
+                headers[self.params.execution_id_header] = execution_id
         return headers
 
     @asynccontextmanager

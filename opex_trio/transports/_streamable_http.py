@@ -30,7 +30,7 @@ import httpx2
 import trio
 
 from ..errors import ProtocolError, TransportBrokenError
-from ..protocol.jsonrpc import Request, RequestId, find_id
+from ..protocol.jsonrpc import Notification, Request, RequestId, find_id
 from ._http_conn import BODY_EXCERPT, JSON, SSE, HttpConnection, forgot_session, is_sse
 from ._sse import SseEvent
 from .base import Outgoing, RequestFailure
@@ -312,7 +312,12 @@ class StreamableHttp:
         sent_session = self._conn.session_id
         try:
             async with self._conn.stream(
-                "POST", self.params.url, self._conn.headers(f"{JSON}, {SSE}"), out.data
+                "POST",
+                self.params.url,
+                self._conn.headers(
+                    f"{JSON}, {SSE}", message if isinstance(message, Notification) else None
+                ),
+                out.data,
             ) as response:
                 status = response.status_code
                 if status in (401, 403):

@@ -36,7 +36,16 @@ import attrs
 from ..errors import OpexError, TransportBrokenError
 from ..protocol.jsonrpc import Message, RequestId, encode
 
-__all__ = ["Outgoing", "RequestFailure", "Transport", "TransportFactory"]
+__all__ = ["EXECUTION_ID_META", "Outgoing", "RequestFailure", "Transport", "TransportFactory"]
+
+EXECUTION_ID_META = "opex-trio/idempotency-key"
+"""The ``_meta`` key of a ``tools/call`` that names this one call for the server.
+
+A caller that may send the same call twice (a durable run retrying a step) puts
+one key in it per logical call; the server can then recognise a repeat. A
+transport that sends an execution id header (HTTP) sends this key there instead
+of its configured ``execution_id``.
+"""
 
 
 @attrs.frozen(slots=True)

@@ -39,6 +39,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import select
 import shutil
 import struct
 import subprocess
@@ -332,7 +333,9 @@ class StdioTransport(Transport):
         once it has read the rest (see :meth:`receive`).
         """
         await self.process.wait()
-        if self._closed or self._eof:
+        # A process's files are closed before its parent can reap it, so when
+        # no writer is left the reader meets end of file by itself.
+        if self._closed or self._eof or not self._stdout_held():
             return
         self._exited_early = True
         if self._reading and not self._unread():
@@ -340,6 +343,15 @@ class StdioTransport(Transport):
             # our end wakes it, and it raises the server's exit.
             self._stdout_fd = -1
             await self._stdout.aclose()
+
+    def _stdout_held(self) -> bool:
+        """Whether some process still has the write end of the stdout pipe open."""
+        if self._stdout_fd < 0:
+            return False
+        poller = select.poll()
+        poller.register(self._stdout_fd, select.POLLIN)
+        # A pipe reports POLLHUP once every writer has closed it.
+        return not any(events & select.POLLHUP for _, events in poller.poll(0))
 
     def _unread(self) -> int:
         """Bytes waiting in the stdout pipe (0 once our end is closed)."""

@@ -88,6 +88,24 @@ async def test_a_crash_fails_every_pending_call_although_a_child_holds_stdout(
     leaks.assert_clean()
 
 
+async def test_a_server_that_simply_exits_is_not_said_to_leave_a_child_behind() -> None:
+    # The exit and the end of file arrive together; whichever is seen first,
+    # no process holds stdout, so the error must not claim one does. Several
+    # rounds, since the order varies.
+    with trio.fail_after(BOUND):
+        for _ in range(4):
+            with pytest.raises(ServerExitedError) as at_start:
+                async with stdio_client(test_server_params("--crash-at-start")):
+                    pytest.fail("the handshake cannot succeed")
+            assert at_start.value.returncode == 7
+            assert "still holds" not in str(at_start.value)
+            async with stdio_client(test_server_params()) as client:
+                with pytest.raises(ServerExitedError) as mid_call:
+                    await client.call_tool("crash", timeout=None)
+            assert mid_call.value.returncode == 3
+            assert "still holds" not in str(mid_call.value)
+
+
 async def test_sigkill_of_the_server_is_seen_although_a_child_holds_stdout(
     tmp_path: Path,
 ) -> None:

@@ -15,9 +15,11 @@ import pytest
 
 from tests import peers
 
+# $OPEX_MCP_SPEC, else a ``shared/mcp-spec`` beside the checkout or beside any
+# folder above it (a worktree may sit a level deeper than the main checkout).
 _CANDIDATES = [
     os.environ.get("OPEX_MCP_SPEC", ""),
-    str(Path(__file__).resolve().parents[2].parent / "shared" / "mcp-spec"),
+    *(str(parent / "shared" / "mcp-spec") for parent in Path(__file__).resolve().parents[3:]),
 ]
 
 
