@@ -405,8 +405,13 @@ async def _close(
         scope.deadline = trio.current_time() + CLOSE_TIMEOUT
         if iterator is not None:
             await iterator.aclose()
-        if sse is not None:
-            with contextlib.suppress(httpx2.HTTPError):
-                await sse.aclose()
         if response is not None:
             await response.aclose()
+        if sse is not None:
+            # httpx2 abandons the connection's own body generator when a reader
+            # stops early, and trio reports it as a ResourceWarning when it is
+            # collected. With the response closed, reading on ends it at once.
+            with contextlib.suppress(httpx2.HTTPError, httpx2.StreamError):
+                await sse.drain()
+            with contextlib.suppress(httpx2.HTTPError):
+                await sse.aclose()

@@ -236,24 +236,54 @@ async def check_cancellation(subject: ContractSubject) -> None:
     """A cancelled call tells the server; cancelling the client leaves no task behind."""
     with trio.fail_after(BOUND):
         async with subject.client() as client:
-            with trio.move_on_after(0.5):
-                await client.call_tool("sleep", {"seconds": 3600}, timeout=None)
+            async with trio.open_nursery() as nursery:
+                base = (await _stats(client))["requests"]
+                nursery.start_soon(_sleep_call, client)
+                # The server must be running the call when the cancellation
+                # comes, or it has nothing to cancel.
+                await _server_saw_one_more(client, base)
+                nursery.cancel_scope.cancel()
             # The cancellation is a notification: poll the server's record of it.
             while not (await _stats(client))["cancelled"]:  # noqa: ASYNC110
                 await trio.sleep(0.01)
             assert client.pending_count == 0
         before = set(_our_tasks())
         async with trio.open_nursery() as nursery:
+            in_flight = trio.Event()
 
             async def run() -> None:
-                async with subject.client() as client:
-                    await client.call_tool("sleep", {"seconds": 3600}, timeout=None)
+                async with subject.client() as client, trio.open_nursery() as inner:
+                    base = (await _stats(client))["requests"]
+                    inner.start_soon(_sleep_call, client)
+                    await _server_saw_one_more(client, base)
+                    in_flight.set()
 
             nursery.start_soon(run)
-            await trio.sleep(0.5)
+            # Cancelled only once connected with a call in flight, however slowly
+            # it started: a client cancelled earlier would leave nothing to check.
+            await in_flight.wait()
+            assert [task for task in _our_tasks() if task not in before], "no task to check"
             nursery.cancel_scope.cancel()
         leftover = [task.name for task in _our_tasks() if task not in before]
         assert not leftover, leftover
+
+
+async def _sleep_call(client: McpClient) -> None:
+    await client.call_tool("sleep", {"seconds": 3600}, timeout=None)
+
+
+async def _server_saw_one_more(client: McpClient, base: int) -> None:
+    """Wait until the server has started one request more than ``base`` besides ``stats`` calls.
+
+    ``base`` is the count a ``stats`` call gave before that request was made.
+    """
+    asked = 0
+    while True:
+        asked += 1
+        # Each stats call counts itself: one more than that is the other request.
+        if (await _stats(client))["requests"] > base + asked:
+            return
+        await trio.sleep(0.01)
 
 
 def _our_tasks() -> list[trio.lowlevel.Task]:

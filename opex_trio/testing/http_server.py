@@ -24,6 +24,8 @@ out.
 
 Faults a test can switch on: ``drop_streams`` ends (or aborts) every request's
 SSE stream right after its first event, so the client must resume it;
+``end_get_streams_after`` ends every GET stream after that many events, so
+the client must open it again (with ``Last-Event-ID``);
 ``expire_after`` forgets every session after that many POSTs (404);
 ``redirect_to`` answers everything with a 307 to another server, and
 ``moved`` maps paths to where they moved (308);
@@ -167,6 +169,7 @@ class McpHttpServer:
         allow_delete: bool = True,
         retry_ms: int | None = 100,
         drop_streams: Literal["end", "abort"] | None = None,
+        end_get_streams_after: int | None = None,
         expire_after: int | None = None,
         redirect_to: str | None = None,
         moved: dict[str, str] | None = None,
@@ -183,6 +186,7 @@ class McpHttpServer:
         self.allow_delete = allow_delete
         self.retry_ms = retry_ms
         self.drop_streams = drop_streams
+        self.end_get_streams_after = end_get_streams_after
         self.expire_after = expire_after
         self.redirect_to = redirect_to
         self.moved = dict(moved or {})
@@ -392,6 +396,20 @@ class McpHttpServer:
     ) -> bool:
         await ex.start(200, "text/event-stream", [*extra, ("Cache-Control", "no-cache")])
         sent_any = False
+        limit = None if post else self.end_get_streams_after
+        sent = 0
+
+        async def send_event(event_id: str, data: bytes) -> bool:
+            """Send one event; whether the stream is done (its answer, or the GET limit)."""
+            nonlocal sent
+            await ex.data(_event(event_id, data))
+            sent += 1
+            answered = stream.answers is not None and _answers(data, stream.answers)
+            if answered or (limit is not None and sent >= limit):
+                await ex.end()
+                return True
+            return False
+
         if replay_after is not None:
             # A resumed stream: first what the client missed, then live events.
             # The channel holds those too; skip them there.
@@ -400,17 +418,13 @@ class McpHttpServer:
             missed = stream.history[start:]
             skip = {event_id for event_id, _ in stream.history}
             for event_id, data in missed:
-                await ex.data(_event(event_id, data))
-                if stream.answers is not None and _answers(data, stream.answers):
-                    await ex.end()
+                if await send_event(event_id, data):
                     return True
             while True:
                 event_id, data = await stream.receive.receive()
                 if event_id in skip:
                     continue
-                await ex.data(_event(event_id, data))
-                if stream.answers is not None and _answers(data, stream.answers):
-                    await ex.end()
+                if await send_event(event_id, data):
                     return True
         if post:
             # The priming event: an id (and retry) the client can resume from.
@@ -426,10 +440,8 @@ class McpHttpServer:
                     return True
                 return False  # abort: close the connection mid-stream
             event_id, data = await stream.receive.receive()
-            await ex.data(_event(event_id, data))
             sent_any = True
-            if stream.answers is not None and _answers(data, stream.answers):
-                await ex.end()
+            if await send_event(event_id, data):
                 return True
 
     async def _get(self, ex: _Exchange, record: HttpRecord) -> bool:

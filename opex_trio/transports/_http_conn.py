@@ -39,6 +39,7 @@ from ..protocol.modern import PROTOCOL_VERSION_KEY
 from ._http_body import close_body_with_response
 from ._http_params import HttpParameters, safe_url
 from ._sse import SseDecoder, SseEvent
+from ._tool_headers import ToolHeaders
 from .base import EXECUTION_ID_META, RequestFailure
 
 __all__ = ["BODY_EXCERPT", "JSON", "SSE", "HttpConnection", "forgot_session", "is_sse"]
@@ -81,6 +82,8 @@ class HttpConnection:
         self.expired = False
         self.dropping = False
         self.closed = False
+        self.tools = ToolHeaders(self.name)
+        """The tools' ``x-mcp-header`` declarations, learned from ``tools/list`` answers."""
 
     def cancel_session_tasks(self) -> None:
         """Stop every task of the current session; tasks spawned for it later do not start."""
@@ -153,6 +156,8 @@ class HttpConnection:
         if message is not None and self.mode != "sse":
             # Mcp-Method (and Mcp-Name) let intermediaries route without reading the body.
             headers.update(standard_headers(message.method, message.params))
+            if isinstance(message, Request) and message.method == "tools/call":
+                headers.update(self.tools.for_call(message.params))
         if isinstance(message, Request) and message.method == "tools/call":
             # A per-call key in the request's _meta wins over the configured id.
             key = meta.get(EXECUTION_ID_META) if isinstance(meta, Mapping) else None

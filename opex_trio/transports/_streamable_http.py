@@ -68,6 +68,14 @@ class StreamableHttp:
         """
         message = out.message
         assert isinstance(message, Request)
+        if message.method == "tools/list":
+            self._conn.tools.listing(message.id)
+        try:
+            return await self._request(out, message)
+        finally:
+            self._conn.tools.done(message.id)
+
+    async def _request(self, out: Outgoing, message: Request) -> int | None:
         sent_session = self._conn.session_id
         try:
             async with self._conn.stream(
@@ -133,7 +141,7 @@ class StreamableHttp:
                 await self._conn.fail_request(message, self._conn.too_large(None))
                 return None
             self._conn.learn(body, message.id)
-            await self._conn.deliver(body)
+            await self._conn.deliver(self._conn.tools.screen(body))
             return None
         await self._conn.fail_request(
             message,
@@ -261,7 +269,7 @@ class StreamableHttp:
                     return True
                 continue
             answered = self._conn.learn(event.data, want)
-            await self._conn.deliver(event.data)
+            await self._conn.deliver(self._conn.tools.screen(event.data))
             if answered:
                 return True
         return False

@@ -224,6 +224,13 @@ class WebSocketTransport(Transport):
         self._closed = True
         with trio.CancelScope(shield=True), trio.move_on_after(self.params.close_timeout):
             await self.ws.aclose(1000, "client closing")
+        # When the peer vanished before the closing handshake, trio-websocket
+        # marks the connection closed and its aclose() returns at once, leaving
+        # the TCP stream open for the garbage collector (a ResourceWarning).
+        stream = getattr(self.ws, "_stream", None)
+        if stream is not None:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
 
 
 @asynccontextmanager
@@ -282,10 +289,35 @@ async def _open(
                 # Our closing handshake went unanswered; the socket is closed all the same.
                 return
             raise
+        await _close_abandoned_streams(exc)
         error = _open_error(params, exc)
         if error is None:
             raise
         raise error from exc
+
+
+async def _close_abandoned_streams(exc: BaseException) -> None:
+    """Close the TCP streams of connections whose opening handshake failed with ``exc``.
+
+    trio-websocket raises a refused handshake (an HTTP 401 while credentials
+    are renewed, say) from the connection's reader task and never closes that
+    connection's stream: its socket would stay open until the garbage
+    collector finds it, with a ResourceWarning. The connection is reachable
+    only from the frames the error passed through.
+    """
+    streams = []
+    for leaf in _leaves(exc):
+        tb = leaf.__traceback__
+        while tb is not None:
+            owner = tb.tb_frame.f_locals.get("self")
+            if isinstance(owner, WebSocketConnection):
+                stream = getattr(owner, "_stream", None)
+                if stream is not None and stream not in streams:
+                    streams.append(stream)
+            tb = tb.tb_next
+    with trio.CancelScope(shield=True):
+        for stream in streams:
+            await stream.aclose()
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

@@ -155,6 +155,26 @@ async def test_a_dropped_stream_is_resumed_with_last_event_id(drop: str) -> None
             assert all(r.method == "GET" for r in resumed)
 
 
+async def test_a_reopened_get_stream_sends_the_last_event_id_it_saw() -> None:
+    with trio.fail_after(BOUND):
+        async with serving(end_get_streams_after=1) as server:
+            params = HttpParameters(server.url, reconnect_delay=0.05)
+            async with client_for(params) as client, client.subscribe() as events:
+                for _ in range(3):
+                    # Sent outside any request: only the GET stream carries it,
+                    # and the server ends that stream after each event.
+                    await server.mcp.notify_all("notifications/tools/list_changed")
+                    assert await events.receive() == ListChanged("tools")
+                (session,) = server.sessions.values()
+                sent_ids = [event_id for event_id, _ in session.get_stream.history]
+            gets = [r for r in server.log if r.method == "GET"]
+            assert len(gets) >= 3, gets
+            assert "last-event-id" not in gets[0].headers
+            # Each reopened stream names the last event of the stream before it.
+            for seen, get in zip(sent_ids, gets[1:], strict=False):
+                assert get.headers.get("last-event-id") == seen
+
+
 async def test_a_stream_without_event_ids_that_ends_early_fails_only_its_call() -> None:
     with trio.fail_after(BOUND):
         async with serving() as server:
