@@ -135,7 +135,19 @@ LAYERS = (
         {"trio", *ATTRS},
         {*BASE, "opex_trio.llm", "opex_trio.mcp", "opex_trio.protocol"},
     ),
-    layer("opex_trio.supervision", {"trio", *ATTRS}, set(BASE)),
+    # The supervision layer: the public module and the private modules it is
+    # split into (the restart policy; a child's handle and runner loop).
+    layer(
+        "opex_trio.supervision",
+        {"trio", *ATTRS},
+        {*BASE, "opex_trio._restart_policy", "opex_trio._supervised_child"},
+    ),
+    layer("opex_trio._restart_policy", ATTRS, {"opex_trio.errors"}),
+    layer(
+        "opex_trio._supervised_child",
+        {"trio", *ATTRS},
+        {*BASE, "opex_trio._restart_policy", "opex_trio.supervision"},
+    ),
     # The events and subscriptions; instrument() loads _otel lazily, and only
     # _otel imports OpenTelemetry (an optional extra).
     layer(
