@@ -27,28 +27,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import attrs
 import httpx2
 import trio
 
-from ..errors import AuthorizationError, IssuerMismatchError, ResourceMismatchError
+from ..errors import AuthorizationError, ResourceMismatchError
 from ._exchange import Exchange
+from ._grants import JWT_BEARER_GRANT, _Target, run_grant
 from .config import (
     AuthorizationCode,
     ClientCredentials,
-    EnterpriseManaged,
-    JwtBearer,
     OAuthConfig,
 )
-from .crypto import DPoPKey, Pkce, new_state
+from .crypto import DPoPKey
 from .metadata import (
     AuthServerMetadata,
     Challenge,
-    ProtectedResourceMetadata,
     canonical_resource,
     check_secure,
     legacy_authorization_base,
@@ -62,8 +60,6 @@ __all__ = ["OAuth"]
 
 logger = logging.getLogger("opex_trio.auth")
 
-JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:
     parts = urlsplit(url)
@@ -75,15 +71,6 @@ def _http_form(url: str) -> str:
     parts = urlsplit(url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     return parts._replace(scheme=scheme).geturl()
-
-
-@attrs.frozen
-class _Target:
-    """Where one authorization happens: the resource indicator and the server's metadata."""
-
-    resource: str
-    metadata: AuthServerMetadata
-    protected: ProtectedResourceMetadata | None
 
 
 class OAuth(httpx2.Auth):
@@ -478,147 +465,14 @@ class OAuth(httpx2.Auth):
             scope = self._scope(challenge, target, step_up=step_up)
             dpop = self._use_dpop(metadata)
             client = await self._client(exchange, target, scope)
-            token = await self._grant(exchange, target, client, scope, dpop)
+            token = await run_grant(
+                exchange, self.config, target, client, scope, dpop, server=self._name
+            )
         self.authorizations += 1
         logger.info(
             "authorized with %s for %s (scope %r)", metadata.issuer, self._server_url, token.scope
         )
         return await self._keep(metadata.issuer, token)
-
-    async def _grant(
-        self,
-        exchange: Exchange,
-        target: _Target,
-        client: ClientRegistration,
-        scope: str | None,
-        dpop: DPoPKey | None,
-    ) -> Token:
-        grant = self.config.grant
-        metadata = target.metadata
-        base: dict[str, str] = {"resource": target.resource}
-        if scope:
-            base["scope"] = scope
-        common: dict[str, Any] = {
-            "client": client,
-            "audience": metadata.issuer,
-            "private_key_pem": self.config.client.private_key_pem,
-            "signing_algorithm": self.config.client.signing_algorithm,
-            "dpop": dpop,
-            "requested_scope": scope,
-        }
-        if isinstance(grant, AuthorizationCode):
-            code, verifier, redirect_uri = await self._authorization_code(
-                grant, target, client, scope
-            )
-            form = {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri,
-                "code_verifier": verifier,
-                **base,
-            }
-            return await exchange.token(
-                metadata.token_endpoint, form, what="authorization code", **common
-            )
-        if isinstance(grant, ClientCredentials):
-            form = {"grant_type": "client_credentials", **base}
-            return await exchange.token(
-                metadata.token_endpoint, form, what="client credentials", **common
-            )
-        if isinstance(grant, JwtBearer):
-            form = {"grant_type": JWT_BEARER_GRANT, "assertion": grant.assertion, **base}
-            return await exchange.token(metadata.token_endpoint, form, what="JWT bearer", **common)
-        assert isinstance(grant, EnterpriseManaged)
-        check_secure(grant.idp_token_endpoint, "identity provider token endpoint")
-        assertion = await exchange.exchange_id_token(
-            grant.idp_token_endpoint,
-            id_token=grant.id_token,
-            audience=metadata.issuer,
-            resource=target.resource,
-            scope=scope,
-            idp_client_id=grant.idp_client_id,
-            idp_client_secret=grant.idp_client_secret,
-        )
-        form = {"grant_type": JWT_BEARER_GRANT, "assertion": assertion, **base}
-        return await exchange.token(metadata.token_endpoint, form, what="JWT bearer", **common)
-
-    async def _authorization_code(
-        self,
-        grant: AuthorizationCode,
-        target: _Target,
-        client: ClientRegistration,
-        scope: str | None,
-    ) -> tuple[str, str, str]:
-        metadata = target.metadata
-        if metadata.discovered and "S256" not in (metadata.code_challenge_methods_supported or ()):
-            raise AuthorizationError(
-                f"the authorization server {metadata.issuer!r} does not advertise PKCE with S256 "
-                "(code_challenge_methods_supported); refusing the authorization-code flow",
-                reason="pkce",
-                server=self._name,
-            )
-        if metadata.authorization_endpoint is None:
-            raise AuthorizationError(
-                f"the authorization server {metadata.issuer!r} has no authorization_endpoint",
-                reason="discovery",
-                server=self._name,
-            )
-        pkce = Pkce.new()
-        state = new_state()
-        redirect_uri = grant.redirect.redirect_uri
-        params = {
-            "response_type": "code",
-            "client_id": client.client_id,
-            "redirect_uri": redirect_uri,
-            "code_challenge": pkce.challenge,
-            "code_challenge_method": "S256",
-            "state": state,
-            "resource": target.resource,
-        }
-        if scope:
-            params["scope"] = scope
-        endpoint = metadata.authorization_endpoint
-        url = endpoint + ("&" if urlsplit(endpoint).query else "?") + urlencode(params)
-        answer = await grant.redirect.authorize(url)
-        self._check_answer(answer, state, metadata)
-        return answer["code"], pkce.verifier, redirect_uri
-
-    def _check_answer(
-        self, answer: Mapping[str, str], state: str, metadata: AuthServerMetadata
-    ) -> None:
-        if answer.get("state") != state:
-            raise AuthorizationError(
-                "the authorization response's state does not match the request's; refusing it",
-                reason="state",
-                server=self._name,
-            )
-        iss = answer.get("iss")
-        if iss is None and metadata.authorization_response_iss_parameter_supported:
-            raise IssuerMismatchError(
-                f"the authorization server {metadata.issuer!r} advertises the iss parameter "
-                "(RFC 9207) but its response has none; refusing it",
-                reason="issuer",
-                server=self._name,
-            )
-        if iss is not None and iss != metadata.issuer:
-            raise IssuerMismatchError(
-                f"the authorization response comes from issuer {iss!r}, not {metadata.issuer!r} "
-                "(RFC 9207); refusing it",
-                reason="issuer",
-                server=self._name,
-            )
-        if "error" in answer:
-            description = answer.get("error_description", "")
-            raise AuthorizationError(
-                f"the authorization server {metadata.issuer!r} refused: {answer['error'][:100]}"
-                + (f" ({description[:200]})" if description else ""),
-                reason="denied",
-                server=self._name,
-            )
-        if not answer.get("code"):
-            raise AuthorizationError(
-                "the authorization response carries no code", reason="authorize", server=self._name
-            )
 
 
 class _ExchangeContext:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
-import json
 import os
 import signal
 import subprocess
@@ -32,166 +31,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-import attrs
 import trio
 
-from ..errors import ProtocolError, TransportBrokenError
+from ..errors import TransportBrokenError
 from ..protocol import jsonrpc
-from ..protocol.jsonrpc import ErrorObject, ErrorResponse, Notification, Request, Response
-from ..protocol.versions import LEGACY_VERSIONS, features
+from ..protocol.jsonrpc import Notification, Request
+from ..protocol.versions import LEGACY_VERSIONS
 from ..transports.base import Transport, TransportFactory
 from ..transports.memory import MemoryServerEnd, memory_pair
+from ._builtin_tools import add_builtin_tools
+
+# The helpers below are re-exported explicitly: tests and the HTTP test server import them here.
+from ._connection import _NO_ANSWER as _NO_ANSWER
+from ._connection import ToolContext, ToolFailure, _Tool
+from ._connection import ToolFunction as ToolFunction
+from ._connection import _Connection as _Connection
+from ._connection import _RpcError as _RpcError
 
 __all__ = ["McpTestServer", "ToolContext", "ToolFailure", "builtin_server", "main"]
-
-ToolFunction = Callable[[Mapping[str, Any], "ToolContext"], Any]
-
-
-class ToolFailure(Exception):
-    """Raise from a tool function to return an ``isError`` result with this message."""
-
-
-@attrs.define
-class _Tool:
-    definition: dict[str, Any]
-    function: ToolFunction
-
-
-class ToolContext:
-    """What a running tool can do besides returning: progress, logs, requests to the client."""
-
-    def __init__(self, server: McpTestServer, request: Request, conn: _Connection) -> None:
-        self.server = server
-        self.call = request
-        """The ``tools/call`` request being served."""
-        self._conn = conn
-        meta = (request.params or {}).get("_meta") or {}
-        self.progress_token = meta.get("progressToken")
-
-    async def progress(
-        self, progress: float, total: float | None = None, message: str | None = None
-    ) -> None:
-        """Send ``notifications/progress`` if the caller gave a progress token."""
-        if self.progress_token is None:
-            return
-        params: dict[str, Any] = {"progressToken": self.progress_token, "progress": progress}
-        if total is not None:
-            params["total"] = total
-        if message is not None:
-            params["message"] = message
-        await self._conn.send(Notification("notifications/progress", params))
-
-    async def log(self, level: str, data: Any, logger: str | None = None) -> None:
-        """Send ``notifications/message``."""
-        params: dict[str, Any] = {"level": level, "data": data}
-        if logger:
-            params["logger"] = logger
-        await self._conn.send(Notification("notifications/message", params))
-
-    async def request(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
-        """Send a request to the client and wait for its result (or raise on its error)."""
-        return await self._conn.request(method, params)
-
-    async def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None:
-        """Send any notification to the client."""
-        await self._conn.send(Notification(method, params))
-
-
-class _Connection:
-    """One client connection: a reader loop, and a task per request."""
-
-    def __init__(
-        self,
-        server: McpTestServer,
-        send_text: Callable[[bytes], Awaitable[None]],
-    ) -> None:
-        self.server = server
-        self._send_text = send_text
-        self._send_lock = trio.Lock()
-        self.version: str | None = None
-        self._ids = jsonrpc.IdAllocator(1000)
-        self._waiting: dict[jsonrpc.RequestId, trio.MemorySendChannel[Any]] = {}
-        self._running: dict[jsonrpc.RequestId, trio.CancelScope] = {}
-        self.initialized = trio.Event()
-
-    async def send(self, message: jsonrpc.Message) -> None:
-        async with self._send_lock:
-            await self._send_text(jsonrpc.encode(message))
-
-    async def request(self, method: str, params: Mapping[str, Any] | None) -> Any:
-        rid = self._ids()
-        send, recv = trio.open_memory_channel[Any](1)
-        self._waiting[rid] = send
-        try:
-            await self.send(Request(rid, method, params))
-            outcome = await recv.receive()
-        finally:
-            self._waiting.pop(rid, None)
-        if isinstance(outcome, ErrorObject):
-            raise ToolFailure(
-                f"client answered {method} with error {outcome.code}: {outcome.message}"
-            )
-        return outcome
-
-    async def handle_text(self, data: bytes | str, nursery: trio.Nursery) -> None:
-        allow_batch = bool(self.version and features(self.version).batching)
-        try:
-            messages = jsonrpc.decode(data, allow_batch=allow_batch)
-        except ProtocolError as exc:
-            await self.send(ErrorResponse(exc.request_id, ErrorObject(exc.code, str(exc))))
-            return
-        for message in messages:
-            if isinstance(message, ProtocolError):
-                await self.send(
-                    ErrorResponse(message.request_id, ErrorObject(message.code, str(message)))
-                )
-            elif isinstance(message, Request):
-                nursery.start_soon(self._serve_request, message)
-            elif isinstance(message, Notification):
-                await self._on_notification(message)
-            else:
-                waiter = self._waiting.get(message.id) if message.id is not None else None
-                if waiter is not None:
-                    value = message.result if isinstance(message, Response) else message.error
-                    waiter.send_nowait(value)
-
-    async def _on_notification(self, message: Notification) -> None:
-        self.server.notifications.append(message)
-        if message.method == "notifications/initialized":
-            self.initialized.set()
-        elif message.method == "notifications/cancelled":
-            rid = (message.params or {}).get("requestId")
-            scope = self._running.get(rid) if isinstance(rid, str | int) else None
-            if scope is not None and isinstance(rid, str | int):
-                # Recorded here, in the reader, so a request read after this
-                # notification always sees it.
-                scope.cancel()
-                self.server.cancelled.append(rid)
-
-    async def _serve_request(self, request: Request) -> None:
-        self.server.requests.append(request)
-        with trio.CancelScope() as scope:
-            self._running[request.id] = scope
-            try:
-                try:
-                    result = await self.server.dispatch(request, self)
-                except _RpcError as exc:
-                    await self.send(ErrorResponse(request.id, exc.error))
-                    return
-                if result is _NO_ANSWER:
-                    await trio.sleep_forever()
-                await self.send(Response(request.id, result))
-            finally:
-                self._running.pop(request.id, None)
-
-
-class _RpcError(Exception):
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.error = ErrorObject(code, message, data)
-
-
-_NO_ANSWER: Any = object()
 
 
 class McpTestServer:
@@ -457,9 +314,6 @@ class McpTestServer:
             self._connections.remove(conn)
 
 
-# -- the built-in tool set used by the program form
-
-
 def builtin_server(options: argparse.Namespace | None = None) -> McpTestServer:
     """The server the program form runs: echo, add, sleep, progress, big, crash, and more."""
     opts = options or _parser().parse_args([])
@@ -469,176 +323,7 @@ def builtin_server(options: argparse.Namespace | None = None) -> McpTestServer:
         page_size=opts.page_size,
     )
 
-    @server.tool(
-        input_schema={
-            "type": "object",
-            "properties": {"message": {"type": "string"}},
-            "required": ["message"],
-        },
-        annotations={"readOnlyHint": True},
-    )
-    def echo(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Return the message."""
-        return str(args.get("message", ""))
-
-    @server.tool(
-        input_schema={
-            "type": "object",
-            "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-            "required": ["a", "b"],
-        },
-        annotations={"readOnlyHint": True, "idempotentHint": True},
-    )
-    def add(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
-        """Add two numbers."""
-        total = args["a"] + args["b"]
-        return {
-            "content": [{"type": "text", "text": str(total)}],
-            "structuredContent": {"sum": total},
-        }
-
-    @server.tool(
-        input_schema={"type": "object", "properties": {"seconds": {"type": "number"}}},
-    )
-    async def sleep(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Sleep, then answer."""
-        await trio.sleep(float(args.get("seconds", 1)))
-        return "slept"
-
-    @server.tool(
-        input_schema={"type": "object", "properties": {"steps": {"type": "integer"}}},
-    )
-    async def progress(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Report progress in steps."""
-        steps = int(args.get("steps", 3))
-        for i in range(1, steps + 1):
-            await ctx.progress(i, steps, f"step {i}")
-            await trio.sleep(0.01)
-        return f"done in {steps} steps"
-
-    @server.tool(input_schema={"type": "object", "properties": {"size": {"type": "integer"}}})
-    def big(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Answer with a text of ``size`` bytes."""
-        return "x" * int(args.get("size", 1024))
-
-    @server.tool()
-    def crash(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Exit the whole process at once, mid-call."""
-        os._exit(3)
-
-    @server.tool()
-    def hang(args: Mapping[str, Any], ctx: ToolContext) -> Any:
-        """Never answer."""
-        return _NO_ANSWER
-
-    @server.tool()
-    async def garbage(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Write a non-JSON line to stdout, then answer."""
-        os.write(1, b"this is not JSON\n")
-        return "after garbage"
-
-    @server.tool()
-    def fail(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Fail as a tool (an isError result)."""
-        raise ToolFailure("the tool failed on purpose")
-
-    @server.tool(
-        input_schema={
-            "type": "object",
-            "properties": {"level": {"type": "string"}, "message": {"type": "string"}},
-        }
-    )
-    async def log(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Send a log message, then answer."""
-        await ctx.log(str(args.get("level", "info")), str(args.get("message", "hello")), "test")
-        return "logged"
-
-    @server.tool()
-    async def sample(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Ask the client's model (sampling/createMessage) and return its text."""
-        result = await ctx.request(
-            "sampling/createMessage",
-            {
-                "messages": [{"role": "user", "content": {"type": "text", "text": "Say hi"}}],
-                "maxTokens": 20,
-            },
-        )
-        return str(result.get("content", {}).get("text", ""))
-
-    @server.tool()
-    async def roots(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Ask the client for its roots and return them as JSON."""
-        result = await ctx.request("roots/list")
-        return json.dumps(result.get("roots", []))
-
-    @server.tool()
-    async def elicit(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Ask the user (elicitation/create) and return the answer as JSON."""
-        result = await ctx.request(
-            "elicitation/create",
-            {
-                "message": "Your name?",
-                "requestedSchema": {
-                    "type": "object",
-                    "properties": {"name": {"type": "string"}},
-                },
-            },
-        )
-        return json.dumps(result)
-
-    @server.tool(input_schema={"type": "object", "properties": {"name": {"type": "string"}}})
-    async def add_tool(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Register a new echo-like tool and notify the client that the list changed."""
-        new_name = str(args.get("name", "extra"))
-        server.add_tool(new_name, lambda a, c: f"{new_name}: {a}")
-        await ctx.notify("notifications/tools/list_changed")
-        return f"added {new_name}"
-
-    @server.tool()
-    def pid(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """The server's pid."""
-        return str(os.getpid())
-
-    @server.tool()
-    def meta(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """The ``_meta`` of this call's request, as JSON."""
-        return json.dumps((ctx.call.params or {}).get("_meta") or {}, sort_keys=True)
-
-    @server.tool()
-    def stats(args: Mapping[str, Any], ctx: ToolContext) -> dict[str, Any]:
-        """What the server saw: request count, ids the client cancelled, notification methods."""
-        seen = {
-            "requests": len(server.requests),
-            "cancelled": server.cancelled,
-            "notifications": [n.method for n in server.notifications],
-            "log_level": server.log_level,
-        }
-        return {"content": [{"type": "text", "text": json.dumps(seen)}], "structuredContent": seen}
-
-    @server.tool(input_schema={"type": "object", "properties": {"name": {"type": "string"}}})
-    def getenv(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """The value of an environment variable of the server, or <unset>."""
-        return os.environ.get(str(args.get("name")), "<unset>")
-
-    @server.tool()
-    async def ping_client(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Ping the client and report its answer."""
-        return json.dumps(await ctx.request("ping"))
-
-    server.resources["test://hello"] = {
-        "resource": {"uri": "test://hello", "name": "hello", "mimeType": "text/plain"},
-        "contents": {"uri": "test://hello", "mimeType": "text/plain", "text": "Hello, world"},
-    }
-    server.prompts["greet"] = {
-        "prompt": {
-            "name": "greet",
-            "description": "Greet someone",
-            "arguments": [{"name": "who", "required": True}],
-        },
-        "render": lambda a: [
-            {"role": "user", "content": {"type": "text", "text": f"Hello, {a.get('who')}!"}}
-        ],
-    }
+    add_builtin_tools(server)
     return server
 
 
