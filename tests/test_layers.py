@@ -160,7 +160,10 @@ LAYERS = (
         {"opentelemetry", "trio", *ATTRS},
         {"opex_trio.telemetry", "opex_trio.errors", "opex_trio._version"},
     ),
-    layer("opex_trio.errors", set(), set()),
+    # The error tree imports only itself: _mcp_errors holds the errors received from
+    # MCP servers and is re-exported by errors.
+    layer("opex_trio.errors", set(), {"opex_trio._mcp_errors"}),
+    layer("opex_trio._mcp_errors", set(), {"opex_trio.errors"}),
     layer("opex_trio._exceptions", {"trio"}, set()),
     layer("opex_trio._process", {"trio"}, set()),
     layer("opex_trio._version", set(), set()),

@@ -54,6 +54,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_many",
+    "error_code",
     "find_id",
     "parse_message",
 ]
@@ -345,6 +346,19 @@ def encode_many(messages: list[Message]) -> bytes:
 
 
 _ID_IN_HEAD = re.compile(rb'"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,200}")')
+
+
+def error_code(body: bytes | str) -> int | None:
+    """The code of the JSON-RPC error response ``body`` holds; ``None`` when it holds none."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
+    return None
 
 
 def find_id(head: bytes) -> RequestId | None:

@@ -49,20 +49,17 @@ owner knows cancels whatever id it now has.
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from .._version import __version__
 from ..errors import (
-    ConfigError,
     McpError,
     ProtocolError,
     UnsupportedProtocolVersionError,
 )
-from . import jsonrpc
-from ._inputs import InputRound
-from ._pending import Pending, PendingTable
+from . import _requests, jsonrpc
+from ._pending import PendingTable
 from .events import (
     CancelledByServer,
     EraDetected,
@@ -86,18 +83,14 @@ from .events import (
     notification_event,
 )
 from .jsonrpc import ErrorObject, ErrorResponse, Message, Notification, Request, RequestId, Response
-from .legacy import HANDLED_REQUESTS, LegacyOpening, ServerRequests
+from .legacy import LegacyOpening, ServerRequests
 from .modern import (
     COMPLETE,
-    INPUT_REQUIRED,
-    LOG_LEVELS,
     MODERN_ERROR_CODES,
     ModernOpening,
     SubscriptionFilter,
     choose_version,
     request_meta,
-    result_type,
-    with_meta,
 )
 from .types import (
     Implementation,
@@ -106,8 +99,6 @@ from .types import (
 from .versions import (
     LATEST_LEGACY_VERSION,
     LATEST_VERSION,
-    LEGACY_VERSIONS,
-    MODERN_VERSIONS,
     Era,
     Features,
     features,
@@ -169,15 +160,8 @@ def era_of_http_rejection(status: int, body: bytes | str | None) -> Era:
     """
     if not 400 <= status < 500 or not body:
         return Era.LEGACY
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return Era.LEGACY
-    error = data.get("error") if isinstance(data, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    if isinstance(code, int) and not isinstance(code, bool):
-        return era_of_probe_error(code)
-    return Era.LEGACY
+    code = jsonrpc.error_code(body)
+    return Era.LEGACY if code is None else era_of_probe_error(code)
 
 
 class ClientSession:
@@ -205,19 +189,7 @@ class ClientSession:
         log_level: str | None = None,
         result_types: frozenset[str] = frozenset(),
     ) -> None:
-        if protocol_version not in LEGACY_VERSIONS:
-            raise ConfigError(
-                f"protocol_version {protocol_version!r} cannot be offered in an initialize "
-                f"handshake; choose one of {', '.join(LEGACY_VERSIONS)}"
-            )
-        if modern_version not in MODERN_VERSIONS:
-            raise ConfigError(
-                f"modern_version {modern_version!r} is not a modern protocol version; choose "
-                f"one of {', '.join(MODERN_VERSIONS)}"
-            )
-        if era is not None and not isinstance(era, Era):
-            raise ConfigError(f"era must be an Era or None (detect), got {era!r}")
-        self._check_level(log_level)
+        _requests.check_options(protocol_version, modern_version, era, log_level)
         self.client_info = client_info or Implementation(name="opex-trio", version=__version__)
         self.capabilities: Mapping[str, Any] = dict(capabilities or {})
         self.state = SessionState.NEW
@@ -305,15 +277,7 @@ class ClientSession:
     ) -> Request:
         """Build a request, record it as pending with ``context``, and return it to send."""
         self._check_may_send(method)
-        rid = self.next_id()
-        feats = self.features
-        if feats is not None and feats.era is Era.MODERN:
-            request = Request(rid, method, with_meta(params, self.meta_for(feats.version)))
-            self._pending.add(rid, method, context, params or {})
-        else:
-            request = Request(rid, method, params)
-            self._pending.add(rid, method, context)
-        return request
+        return _requests.new_request(self, method, params, context)
 
     def listen(self, wanted: SubscriptionFilter, *, context: Any = None) -> Request:
         """Open a ``subscriptions/listen`` stream (modern era); return the request to send.
@@ -338,7 +302,7 @@ class ClientSession:
         Legacy era: returns the ``logging/setLevel`` request to send. Modern
         era: every later request carries the level; nothing to send.
         """
-        self._check_level(level)
+        _requests.check_log_level(level)
         if self.features is not None and self.features.era is Era.MODERN:
             self.log_level = level
             return None
@@ -374,10 +338,7 @@ class ClientSession:
         current, pending = taken
         self.subscriptions.pop(current, None)
         if notify and current != self._opening_id and self.state is not SessionState.CLOSED:
-            params: dict[str, Any] = {"requestId": current}
-            if reason:
-                params["reason"] = reason
-            self._outbox.append(Notification("notifications/cancelled", params))
+            self._outbox.append(_requests.cancellation(current, reason))
         return pending[1]
 
     def respond(self, request_id: RequestId, result: Mapping[str, Any]) -> list[SessionEvent]:
@@ -389,7 +350,7 @@ class ClientSession:
         """
         if request_id in self._rounds:
             waiting = self._rounds.answer(request_id, result)
-            return [] if waiting is None else [self._resend_round(waiting)]
+            return [] if waiting is None else [_requests.resend_round(self, waiting)]
         if self._server_requests.close(request_id) and self.state is not SessionState.CLOSED:
             self._outbox.append(Response(request_id, result))
         return []
@@ -403,11 +364,7 @@ class ClientSession:
         request that needed it fails, and its :class:`ErrorReceived` is returned.
         """
         if request_id in self._rounds:
-            waiting = self._rounds.fail(request_id)
-            error = ProtocolError(
-                f"the input the server asked for ({message}) could not be given", code=code
-            )
-            return [ErrorReceived(waiting.first_id, waiting.method, error, waiting.context)]
+            return _requests.fail_round(self, request_id, code, message)
         if self._server_requests.close(request_id) and self.state is not SessionState.CLOSED:
             self._outbox.append(ErrorResponse(request_id, ErrorObject(code, message, data)))
         return []
@@ -450,11 +407,6 @@ class ClientSession:
         return [self._on_notification(message)]
 
     # -- internals: opening
-
-    @staticmethod
-    def _check_level(level: str | None) -> None:
-        if level is not None and level not in LOG_LEVELS:
-            raise ConfigError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}")
 
     def _send_opening(self) -> None:
         request = self._opening.first_request(self)
@@ -527,53 +479,6 @@ class ClientSession:
             + (" (only ping may be sent before the handshake ends)" if method != "ping" else "")
         )
 
-    def _resend(
-        self,
-        old_id: RequestId,
-        method: str,
-        params: Mapping[str, Any],
-        context: Any,
-        origin: tuple[RequestId, int],
-        reason: str,
-        extra: Mapping[str, Any] | None = None,
-    ) -> RequestResent:
-        feats = self.features
-        assert feats is not None
-        rid = self.next_id()
-        body = with_meta({**params, **extra} if extra else params, self.meta_for(feats.version))
-        self._pending.add(rid, method, context, params, origin)
-        self._outbox.append(Request(rid, method, body))
-        return RequestResent(old_id, rid, method, reason)
-
-    def _start_round(
-        self, rid: RequestId, pending: Pending, result: Mapping[str, Any]
-    ) -> list[SessionEvent]:
-        method, context, params, origin = pending
-        assert params is not None
-        first_id, rounds = origin or (rid, 0)
-        self._pending.unalias(first_id)
-        answerable = {m: c for m, c in HANDLED_REQUESTS.items() if c in self.capabilities}
-        try:
-            waiting, requests = self._rounds.start(
-                first_id, method, params, context, rounds, result, answerable
-            )
-        except ProtocolError as exc:
-            return [ErrorReceived(first_id, method, exc, context)]
-        if not requests:
-            return [self._resend_round(waiting)]
-        return [RequestReceived(request) for request in requests]
-
-    def _resend_round(self, waiting: InputRound) -> RequestResent:
-        return self._resend(
-            waiting.first_id,
-            waiting.method,
-            waiting.params,
-            waiting.context,
-            (waiting.first_id, waiting.rounds),
-            "the server asked for input",
-            waiting.retry_members(),
-        )
-
     # -- internals: receiving
 
     def _invalid(self, exc: ProtocolError) -> SessionEvent:
@@ -599,22 +504,7 @@ class ClientSession:
             return self._on_opening_result(message.result)
         if pending[2] is None:  # legacy era: results are what they are
             return [ResponseReceived(rid, pending[0], message.result, pending[1])]
-        result = message.result
-        try:
-            kind = result_type(result)
-        except ProtocolError as exc:
-            kind, error = "", exc
-        else:
-            if kind == INPUT_REQUIRED:
-                return self._start_round(rid, pending, result)
-            error = ProtocolError(f"unknown resultType {kind!r} in the answer to {pending[0]}")
-        known = self._pending.finish(rid, pending)
-        if pending[0] == "subscriptions/listen":
-            self.subscriptions.pop(rid, None)
-            return [SubscriptionEnded(rid, pending[1])]
-        if kind not in self._result_types:
-            return [ErrorReceived(known, pending[0], error, pending[1])]
-        return [ResponseReceived(known, pending[0], result, pending[1])]
+        return _requests.modern_response(self, rid, pending, message.result)
 
     def _on_error(self, message: ErrorResponse) -> SessionEvent:
         rid = message.id
@@ -635,7 +525,9 @@ class ClientSession:
             if version is not None:
                 # The server speaks a version we know after all: use it from now on.
                 self.features = features(version)
-                event = self._resend(rid, method, params, context, origin or (rid, 0), str(error))
+                event = _requests.resend(
+                    self, rid, method, params, context, origin or (rid, 0), str(error)
+                )
                 self._pending.mark_version_retry(event.new_id)
                 return event
         self.subscriptions.pop(rid, None)
