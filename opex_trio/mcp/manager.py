@@ -37,6 +37,14 @@ or it is a new process behind the same URL) is no crash: the actor opens a new
 session on the same connection. The server stays ``"ready"`` and no restart
 is counted; calls made meanwhile wait for the new session, and the tools and
 the server's info are reloaded from it.
+
+Where the code lives: this module keeps the servers, their states and the
+registry (the bookkeeping and the public API); ``_server`` is the record
+kept for one server and the wait for it to be ready; ``_server_run`` is one
+server's supervised run (connect, load tools, listen, health checks);
+``_calls`` is the call path (deadlines, output checks, the resend policy);
+``_state_events`` hands state changes to the :meth:`SessionManager.events`
+subscribers.
 """
 
 from __future__ import annotations
@@ -46,29 +54,20 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import attrs
 import trio
 
 from .. import telemetry
-from .._exceptions import detached, one_exception, unwrap_single
-from ..errors import (
-    CapabilityError,
-    ConfigError,
-    HealthCheckError,
-    McpError,
-    OpexError,
-    RequestTimeoutError,
-    ServerUnavailableError,
-    TransportError,
-    UsageError,
-)
-from ..protocol.session import ListChanged
-from ..protocol.types import CallToolResult, Implementation, Tool
+from .._exceptions import detached, one_exception
+from ..errors import ConfigError, ServerUnavailableError, TransportError, UsageError
+from ..protocol.types import CallToolResult
 from ..supervision import ChildHandle, Supervisor
 from ..telemetry import ChildStateChanged, ServerStateChanged
-from ..transports.base import Transport, TransportFactory
-from .call_meta import current_call_meta
-from .client import ClientOptions, McpClient, ProgressCallback, RootsProvider, SessionRenewed
+from ..transports.base import TransportFactory
+from ._calls import call_server_tool
+from ._server import ServerEntry, ready_client, unavailable
+from ._server_run import ServerRunner
+from ._state_events import StateStreams
+from .client import ClientOptions, McpClient, ProgressCallback, RootsProvider
 from .config import ServerConfig, parse_server, server_id
 from .naming import assign_names
 from .options import (
@@ -79,11 +78,6 @@ from .options import (
     ServerState,
     ServerStatus,
     transport_factory,
-)
-from .output_schema import (
-    check_structured_content,
-    output_validation_available,
-    rejected_result,
 )
 
 __all__ = [
@@ -97,51 +91,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("opex_trio.mcp.manager")
-
-# Checked once: whether results can be checked by default.
-_OUTPUT_CHECKS = output_validation_available()
-
-
-class _Server:
-    """What the manager keeps for one server."""
-
-    def __init__(
-        self, server_id: str, config: ServerConfig | TransportFactory, options: ServerOptions
-    ) -> None:
-        self.id = server_id
-        self.config = config
-        self.options = options
-        self.factory = config if callable(config) else transport_factory(config, server_id)
-        self.state: ServerState = "starting"
-        self.client: McpClient | None = None
-        self.tools: tuple[Tool, ...] = ()
-        self.protocol_version: str | None = None
-        self.server_info: Implementation | None = None
-        self.last_error: BaseException | None = None
-        self.handle: ChildHandle | None = None
-        self.changed = trio.Event()
-        self.loading = trio.Lock()
-        self.instructions: str | None = None
-
-    @property
-    def restarts(self) -> int:
-        return self.handle.restarts if self.handle is not None else 0
-
-    def learn(self, client: McpClient) -> None:
-        """Keep what the client's latest handshake said about the server."""
-        if client.protocol_version is not None:  # None while a handshake is under way
-            self.protocol_version = client.protocol_version
-            self.server_info = client.server_info
-            self.instructions = client.instructions
-
-    def ready_client(self) -> McpClient | None:
-        client = self.client
-        # Not ``connected``: while the actor renews a session the server forgot,
-        # the state stays "ready" and the client itself holds calls until the
-        # new session is open; waiting here for a state change would wait forever.
-        if self.state in ("ready", "unhealthy") and client is not None and client.available:
-            return client
-        return None
 
 
 class SessionManager:
@@ -170,11 +119,14 @@ class SessionManager:
         self.name = name
         # Checked as ClientOptions checks them.
         self._roots = ClientOptions(roots=roots).roots
-        self._servers: dict[str, _Server] = {}
+        self._servers: dict[str, ServerEntry] = {}
         self._supervisor: Supervisor | None = None
-        self._streams: list[
-            tuple[trio.MemorySendChannel[ServerStateChanged], trio.MemoryReceiveChannel[Any]]
-        ] = []
+        self._events = StateStreams()
+        self._runner = ServerRunner(
+            set_state=self._set_state,
+            tools_changed=self._rebuild_registry,
+            roots=lambda: self._roots,
+        )
         self._registry: dict[str, RegisteredTool] = {}
         self._by_server: dict[tuple[str, str], str] = {}
         self._closed = False
@@ -202,13 +154,15 @@ class SessionManager:
             for entry in self._servers.values():
                 self._set_state(entry, "stopped")
             self._closed = True
-            for send, drop in self._streams:
-                send.close()
-                drop.close()
-            self._streams.clear()
+            self._events.close()
 
     def __repr__(self) -> str:
         return f"SessionManager(name={self.name!r})"
+
+    @property
+    def _streams(self) -> list[Any]:
+        # The open subscriptions of events(), for tests that check none leaks.
+        return self._events.streams
 
     def _sup(self) -> Supervisor:
         """The supervisor of an open manager; :class:`UsageError` for any other."""
@@ -259,11 +213,11 @@ class SessionManager:
                 del self._stopping[sid]
             if sid in self._servers and self._servers[sid].state not in FINAL_STATES:
                 raise ConfigError(f"a server with id {sid!r} is already running")
-        entry = _Server(sid, parsed, options or self.options)
+        entry = ServerEntry(sid, parsed, options or self.options)
         self._servers[sid] = entry
         self._emit(entry, "starting", None)
         entry.handle = supervisor.start_soon(
-            self._serve, entry, name=sid, policy=entry.options.restart
+            self._runner.serve, entry, name=sid, policy=entry.options.restart
         )
         if wait:
             await self.wait_ready(sid, timeout=timeout)
@@ -322,7 +276,7 @@ class SessionManager:
         entry = self._entry(server_id)
         client = entry.ready_client()
         if client is None:
-            raise self._unavailable(entry)
+            raise unavailable(entry)
         return client
 
     def events(self, max_buffer: int = 256) -> trio.MemoryReceiveChannel[ServerStateChanged]:
@@ -332,25 +286,7 @@ class SessionManager:
         the oldest is dropped. The channel ends when the manager closes; close
         it to unsubscribe (the manager forgets it and writes to it no more).
         """
-        send, receive = trio.open_memory_channel[ServerStateChanged](max_buffer)
-        if self._closed:
-            send.close()
-            return receive
-        self._drop_closed_streams()
-        # A receive clone of our own lets us drop the oldest event when full.
-        self._streams.append((send, receive.clone()))
-        return receive
-
-    def _drop_closed_streams(self) -> None:
-        live = []
-        for send, drop in self._streams:
-            if drop.statistics().open_receive_channels <= 1:
-                # The subscriber closed its end; only our clone is left.
-                send.close()
-                drop.close()
-            else:
-                live.append((send, drop))
-        self._streams = live
+        return self._events.subscribe(max_buffer, closed=self._closed)
 
     async def wait_ready(self, *server_ids: str, timeout: float | None = None) -> None:
         """Wait until the servers (all of them when none is named) are ready.
@@ -362,7 +298,7 @@ class SessionManager:
         ids = server_ids or tuple(self._servers)
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         for sid in ids:
-            await self._ready_client(self._entry(sid), deadline)
+            await ready_client(self._entry(sid), deadline)
 
     async def set_roots(self, roots: RootsProvider) -> None:
         """Replace the roots of every server that has none of its own, and tell them.
@@ -410,59 +346,15 @@ class SessionManager:
         default the server's) bounds the whole call.
         """
         self._sup()
-        entry = self._entry(server_id)
-        _refuse_task_only(entry, name)
-        seconds = entry.options.call_timeout if timeout == "default" else timeout
-        start = trio.current_time()
-        deadline = math.inf if seconds is None else start + seconds
-        client_options = entry.options.client
-        if reset_on_progress is None:
-            reset_on_progress = client_options.reset_on_progress
-        reset = reset_on_progress and seconds is not None
-        total = (
-            client_options.max_total_timeout
-            if max_total_timeout == "default"
-            else max_total_timeout
+        return await call_server_tool(
+            self._entry(server_id),
+            name,
+            arguments,
+            timeout=timeout,
+            progress=progress,
+            reset_on_progress=reset_on_progress,
+            max_total_timeout=max_total_timeout,
         )
-        hard = math.inf if not reset or total is None else start + total
-        resent = 0
-        while True:
-            client = await self._ready_client(entry, min(deadline, hard))
-            now = trio.current_time()
-            try:
-                if reset:
-                    result = await client.call_tool(
-                        name,
-                        arguments,
-                        timeout=seconds,
-                        progress=progress,
-                        reset_on_progress=True,
-                        meta=current_call_meta(),
-                        max_total_timeout=None if hard == math.inf else max(hard - now, 0),
-                    )
-                else:
-                    remaining = None if deadline == math.inf else max(deadline - now, 0)
-                    result = await client.call_tool(
-                        name,
-                        arguments,
-                        timeout=remaining,
-                        progress=progress,
-                        reset_on_progress=False,
-                        meta=current_call_meta(),
-                    )
-                return _check_output(entry, name, result)
-            except RequestTimeoutError:
-                raise
-            except TransportError:
-                if not self._may_resend(entry, name) or resent >= 2:
-                    raise
-                resent += 1
-                logger.info(
-                    "MCP server %r died during a call of %r; sending it again (the tool is "
-                    "idempotent)",
-                    entry.id,
-                    name,
-                )
 
     async def call(
         self,
@@ -506,11 +398,11 @@ class SessionManager:
     async def refresh_tools(self, server_id: str) -> None:
         """Reload a ready server's tools now."""
         client = self.client(server_id)
-        await self._load_tools(self._entry(server_id), client)
+        await self._runner.load_tools(self._entry(server_id), client)
 
     # -- internals
 
-    def _entry(self, server_id: str) -> _Server:
+    def _entry(self, server_id: str) -> ServerEntry:
         entry = self._servers.get(server_id)
         if entry is None:
             known = ", ".join(map(repr, self._servers)) or "none"
@@ -520,134 +412,6 @@ class SessionManager:
                 state="unknown",
             )
         return entry
-
-    def _unavailable(self, entry: _Server) -> ServerUnavailableError:
-        why = f": {entry.last_error}" if entry.last_error else ""
-        return ServerUnavailableError(
-            f"MCP server {entry.id!r} is not available ({entry.state}){why}",
-            server=entry.id,
-            state=entry.state,
-            last_error=entry.last_error,
-        )
-
-    async def _ready_client(self, entry: _Server, deadline: float) -> McpClient:
-        with trio.move_on_at(deadline):
-            while True:
-                client = entry.ready_client()
-                if client is not None:
-                    return client
-                if entry.state in FINAL_STATES:
-                    raise self._unavailable(entry)
-                await entry.changed.wait()
-        raise self._unavailable(entry)
-
-    def _may_resend(self, entry: _Server, name: str) -> bool:
-        if not entry.options.resend_idempotent:
-            return False
-        tool = next((t for t in entry.tools if t.name == name), None)
-        return tool is not None and tool.idempotent
-
-    async def _serve(self, entry: _Server, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        # The supervisor keeps a failure until the next one; raised as it came,
-        # its frames would keep the dead client and its transport alive.
-        try:
-            await self._serve_client(entry, task_status=task_status)
-        except Exception as exc:  # noqa: BLE001 - raised again below, without its frames
-            error = detached(exc)
-        else:
-            return
-        raise error
-
-    async def _serve_client(self, entry: _Server, *, task_status: Any) -> None:
-        options = entry.options.client
-        if options.roots is None and self._roots is not None:
-            options = attrs.evolve(options, roots=self._roots)
-        client = McpClient(entry.factory, name=entry.id, options=options)
-        entry.client = client
-        with unwrap_single():
-            async with trio.open_nursery() as nursery:
-                await nursery.start(self._run_client, client, nursery.cancel_scope)
-                entry.learn(client)
-                # Listening before the first load: a change announced meanwhile is not lost.
-                await nursery.start(self._listen, entry, client)
-                await self._load_tools(entry, client)
-                self._set_state(entry, "ready")
-                if entry.options.health is not None:
-                    nursery.start_soon(self._check_health, entry, client, entry.options.health)
-
-    @staticmethod
-    async def _run_client(
-        client: McpClient, scope: trio.CancelScope, *, task_status: Any = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        # The listener and the health check live only as long as the connection.
-        await client.run(task_status=task_status)
-        scope.cancel()
-
-    async def _load_tools(self, entry: _Server, client: McpClient) -> None:
-        # One load at a time per server, so an older answer never replaces a newer one.
-        async with entry.loading:
-            if client.capabilities.tools is None:
-                tools: list[Tool] = []
-            else:
-                tools = await client.list_tools()
-            entry.tools = tuple(t for t in tools if entry.options.allows(t.name))
-            self._rebuild_registry()
-
-    async def _listen(
-        self, entry: _Server, client: McpClient, *, task_status: Any = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        async with client.subscribe() as notices:
-            task_status.started()
-            async for notice in notices:
-                if isinstance(notice, SessionRenewed):
-                    entry.learn(client)
-                elif not (isinstance(notice, ListChanged) and notice.kind == "tools"):
-                    continue
-                try:
-                    await self._load_tools(entry, client)
-                except (OpexError, McpError) as exc:
-                    logger.warning("reloading the tools of %r failed: %s", entry.id, exc)
-
-    async def _check_health(self, entry: _Server, client: McpClient, check: HealthCheck) -> None:
-        failures = 0
-        while True:
-            await trio.sleep(check.interval)
-            healthy = await self._probe(client, check)
-            if healthy:
-                failures = 0
-                if entry.state == "unhealthy":
-                    self._set_state(entry, "ready")
-                continue
-            failures += 1
-            error = HealthCheckError(
-                f"MCP server {entry.id!r} failed {failures} health check(s) in a row "
-                f"(no answer within {check.timeout:g} s)",
-                server=entry.id,
-                failures=failures,
-            )
-            entry.last_error = error
-            self._set_state(entry, "unhealthy", error)
-            if failures >= check.failures:
-                client.abort(error)
-                return
-
-    async def _probe(self, client: McpClient, check: HealthCheck) -> bool:
-        transport = client.transport
-        if isinstance(transport, Transport) and getattr(transport, "returncode", None) is not None:
-            return False
-        features = client.features
-        with trio.move_on_after(check.timeout):
-            try:
-                if features is None or features.ping:
-                    await client.ping(timeout=None)
-                else:
-                    await client.request("tools/list", timeout=None)
-            except McpError:
-                pass  # an error answer is still an answer
-            except OpexError:
-                return False
-            return True
-        return False
 
     def _on_child_event(self, event: ChildStateChanged) -> None:
         entry = self._servers.get(event.child)
@@ -665,7 +429,7 @@ class SessionManager:
             self._set_state(entry, "stopped")
 
     def _set_state(
-        self, entry: _Server, state: ServerState, error: BaseException | None = None
+        self, entry: ServerEntry, state: ServerState, error: BaseException | None = None
     ) -> None:
         previous = entry.state
         if previous == state or self._servers.get(entry.id) is not entry:
@@ -679,7 +443,7 @@ class SessionManager:
 
     def _emit(
         self,
-        entry: _Server,
+        entry: ServerEntry,
         state: ServerState,
         previous: str | None,
         error: BaseException | None = None,
@@ -689,13 +453,7 @@ class SessionManager:
         )
         if telemetry.enabled():
             telemetry.emit(event)
-        self._drop_closed_streams()
-        for send, drop in self._streams:
-            try:
-                send.send_nowait(event)
-            except trio.WouldBlock:
-                drop.receive_nowait()
-                send.send_nowait(event)
+        self._events.publish(event)
 
     def _rebuild_registry(self) -> None:
         pairs = [(entry.id, tool.name) for entry in self._servers.values() for tool in entry.tools]
@@ -708,34 +466,3 @@ class SessionManager:
             for (sid, tool_name), tool in sorted(by_key.items())
         }
         self._by_server = {(r.server, r.tool.name): name for name, r in self._registry.items()}
-
-
-def _check_output(entry: _Server, name: str, result: CallToolResult) -> CallToolResult:
-    """``result``, or a tool error when its structuredContent breaks the tool's outputSchema."""
-    mode = entry.options.validate_output
-    if mode == "off" or result.is_error:
-        return result
-    if mode is None and not _OUTPUT_CHECKS:
-        return result
-    tool = next((t for t in entry.tools if t.name == name), None)
-    if tool is None or tool.output_schema is None:
-        return result
-    reason = check_structured_content(tool, result)
-    if reason is None:
-        return result
-    logger.warning("MCP server %r: %s", entry.id, reason)
-    return result if mode == "warn" else rejected_result(result, reason)
-
-
-def _refuse_task_only(entry: _Server, name: str) -> None:
-    """Refuse a tool the server runs only as a task: this client cannot run tasks yet."""
-    tool = next((t for t in entry.tools if t.name == name), None)
-    if tool is not None and tool.task_support == "required":
-        raise CapabilityError(
-            f"tool {name!r} of MCP server {entry.id!r} runs only as a task "
-            "(execution.taskSupport is 'required'), and this client does not run tasks; "
-            "it was not called",
-            capability="tasks",
-            method="tools/call",
-            server=entry.id,
-        )

@@ -1,0 +1,160 @@
+"""One server's life under the session manager: connect, load tools, listen, check health.
+
+The supervisor runs :meth:`ServerRunner.serve` as the server's child task;
+it returns or raises when the connection ends, and the supervisor decides
+whether to start it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from .._exceptions import detached, unwrap_single
+from ..errors import HealthCheckError, McpError, OpexError
+from ..protocol.session import ListChanged
+from ..protocol.types import Tool
+from ..transports.base import Transport
+from ._server import ServerEntry
+from .client import McpClient, RootsProvider, SessionRenewed
+from .options import HealthCheck, ServerState
+
+__all__ = ["ServerRunner"]
+
+logger = logging.getLogger("opex_trio.mcp.manager")
+
+SetState = Callable[[ServerEntry, ServerState, BaseException | None], None]
+
+
+class ServerRunner:
+    """Runs the servers of one manager, telling it of state and tool changes.
+
+    ``set_state`` records a server's new state, ``tools_changed`` rebuilds
+    the registry after a server's tools were loaded, and ``roots`` gives the
+    manager's current roots for a server whose own options give none.
+    """
+
+    def __init__(
+        self,
+        *,
+        set_state: SetState,
+        tools_changed: Callable[[], None],
+        roots: Callable[[], RootsProvider | None],
+    ) -> None:
+        self._set_state = set_state
+        self._tools_changed = tools_changed
+        self._roots = roots
+
+    async def serve(
+        self, entry: ServerEntry, *, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run one connection to the server until it ends (the supervised child task)."""
+        # The supervisor keeps a failure until the next one; raised as it came,
+        # its frames would keep the dead client and its transport alive.
+        try:
+            await self._serve_client(entry, task_status=task_status)
+        except Exception as exc:  # noqa: BLE001 - raised again below, without its frames
+            error = detached(exc)
+        else:
+            return
+        raise error
+
+    async def _serve_client(self, entry: ServerEntry, *, task_status: Any) -> None:
+        options = entry.options.client
+        roots = self._roots()
+        if options.roots is None and roots is not None:
+            options = attrs.evolve(options, roots=roots)
+        client = McpClient(entry.factory, name=entry.id, options=options)
+        entry.client = client
+        with unwrap_single():
+            async with trio.open_nursery() as nursery:
+                await nursery.start(_run_client, client, nursery.cancel_scope)
+                entry.learn(client)
+                # Listening before the first load: a change announced meanwhile is not lost.
+                await nursery.start(self._listen, entry, client)
+                await self.load_tools(entry, client)
+                self._set_state(entry, "ready", None)
+                if entry.options.health is not None:
+                    nursery.start_soon(self._check_health, entry, client, entry.options.health)
+
+    async def load_tools(self, entry: ServerEntry, client: McpClient) -> None:
+        """Load the server's tools, through its filters, into the registry."""
+        # One load at a time per server, so an older answer never replaces a newer one.
+        async with entry.loading:
+            if client.capabilities.tools is None:
+                tools: list[Tool] = []
+            else:
+                tools = await client.list_tools()
+            entry.tools = tuple(t for t in tools if entry.options.allows(t.name))
+            self._tools_changed()
+
+    async def _listen(
+        self, entry: ServerEntry, client: McpClient, *, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with client.subscribe() as notices:
+            task_status.started()
+            async for notice in notices:
+                if isinstance(notice, SessionRenewed):
+                    entry.learn(client)
+                elif not (isinstance(notice, ListChanged) and notice.kind == "tools"):
+                    continue
+                try:
+                    await self.load_tools(entry, client)
+                except (OpexError, McpError) as exc:
+                    logger.warning("reloading the tools of %r failed: %s", entry.id, exc)
+
+    async def _check_health(
+        self, entry: ServerEntry, client: McpClient, check: HealthCheck
+    ) -> None:
+        failures = 0
+        while True:
+            await trio.sleep(check.interval)
+            healthy = await _probe(client, check)
+            if healthy:
+                failures = 0
+                if entry.state == "unhealthy":
+                    self._set_state(entry, "ready", None)
+                continue
+            failures += 1
+            error = HealthCheckError(
+                f"MCP server {entry.id!r} failed {failures} health check(s) in a row "
+                f"(no answer within {check.timeout:g} s)",
+                server=entry.id,
+                failures=failures,
+            )
+            entry.last_error = error
+            self._set_state(entry, "unhealthy", error)
+            if failures >= check.failures:
+                client.abort(error)
+                return
+
+
+async def _run_client(
+    client: McpClient, scope: trio.CancelScope, *, task_status: Any = trio.TASK_STATUS_IGNORED
+) -> None:
+    # The listener and the health check live only as long as the connection.
+    await client.run(task_status=task_status)
+    scope.cancel()
+
+
+async def _probe(client: McpClient, check: HealthCheck) -> bool:
+    transport = client.transport
+    if isinstance(transport, Transport) and getattr(transport, "returncode", None) is not None:
+        return False
+    features = client.features
+    with trio.move_on_after(check.timeout):
+        try:
+            if features is None or features.ping:
+                await client.ping(timeout=None)
+            else:
+                await client.request("tools/list", timeout=None)
+        except McpError:
+            pass  # an error answer is still an answer
+        except OpexError:
+            return False
+        return True
+    return False
