@@ -39,8 +39,18 @@ __all__ = [
 
 
 def llm_options(args: argparse.Namespace, model: OpenModel) -> dict[str, Any]:
-    """The request options of every model call: the answer's token bound."""
-    return token_limit(model.choice, args.max_tokens)
+    """The request options of every model call: the answer's bound, and no tool calls.
+
+    The token bound comes from ``--max-tokens``. The embedded model also gets
+    ``tool_choice: "none"``. SmolLM2-135M cannot call tools, and offered them
+    with ``"auto"`` it gives an empty answer in llama-cpp-python's
+    function-calling format; ``"none"`` keeps the tools out of its prompt, so it
+    answers in plain text, as its start-up line says it will.
+    """
+    options: dict[str, Any] = token_limit(model.choice, args.max_tokens)
+    if model.choice.source == "local":
+        options["tool_choice"] = "none"
+    return options
 
 
 def make_chat(args: argparse.Namespace, env: Env, ui: Ui, *, streamed: bool = True) -> Chat:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import trio
 
+from opex_trio.cli._answer import llm_options
 from opex_trio.cli._errors import EXIT_USAGE, CliError, describe, one_line, status_of
 from opex_trio.cli._input import LineReader
-from opex_trio.cli._model import LOCAL_MAX_TOKENS, MAX_TOKENS, choose_model, token_limit
+from opex_trio.cli._model import (
+    LOCAL_MAX_TOKENS,
+    MAX_TOKENS,
+    OpenModel,
+    choose_model,
+    token_limit,
+)
 from opex_trio.cli._ui import Ui, fit, progress_text
 from opex_trio.errors import AuthenticationError, ConfigError, ServerExitedError
 
@@ -236,3 +245,27 @@ def test_in_place_lines_fit_the_width() -> None:
     # Wide characters take two columns; combining marks none.
     assert fit("東京都", 5) == "東京"
     assert fit("e\u0301e\u0301e\u0301", 2) == "e\u0301e\u0301"
+
+
+@pytest.mark.parametrize(
+    ("choice", "tool_choice"),
+    [
+        # The embedded model cannot call tools: "none" keeps them out of its prompt.
+        ({"local": True}, "none"),
+        ({"base_url": "http://127.0.0.1:8080/v1"}, None),
+        ({"environ": {"OPENROUTER_API_KEY": "k"}}, None),
+    ],
+)
+def test_the_embedded_model_is_asked_for_no_tool_calls(
+    choice: dict[str, Any], tool_choice: str | None
+) -> None:
+    chosen = choose_model(
+        local=choice.get("local", False),
+        base_url=choice.get("base_url"),
+        model="m",
+        environ=choice.get("environ", {}),
+    )
+    args = argparse.Namespace(max_tokens=None)
+    options = llm_options(args, cast(OpenModel, SimpleNamespace(choice=chosen)))
+    assert options.get("tool_choice") == tool_choice
+    assert options["max_tokens"] == token_limit(chosen, None)["max_tokens"]
