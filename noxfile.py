@@ -188,7 +188,8 @@ def conformance(session: nox.Session) -> None:
 
     Pass scenario names to run only those: ``nox -s conformance -- sse-retry``.
     """
-    session.install(".")
+    # The `oauth` extra signs DPoP proofs and private_key_jwt assertions.
+    session.install(".[oauth]")
     install_peers(session)
     # The suite starts the client through a shell with the server URL appended;
     # `python` is this session's interpreter because nox puts its venv first on PATH.
