@@ -71,6 +71,19 @@ def spec() -> ChatSpec:
     )
 
 
+def remote_worker(
+    server: DevServer, task_queue: str, config: Path, base_url: str, tmp_path: Path, name: str
+) -> Any:
+    """A worker process serving ``task_queue`` with the MCP servers of ``config``; logs by name."""
+    return worker_process(
+        server.address,
+        task_queue,
+        mcp_config=config,
+        base_url=base_url,
+        log=tmp_path / f"{name}.log",
+    )
+
+
 async def test_a_killed_worker_leaves_its_run_to_another_worker_without_repeating_done_calls(
     temporal_server: DevServer, task_queue: str, tmp_path: Path
 ) -> None:
@@ -81,13 +94,7 @@ async def test_a_killed_worker_leaves_its_run_to_another_worker_without_repeatin
         config = write_mcp_config(tmp_path / "mcp.json", {"remote": {"url": tools.http.url}})
 
         def worker(name: str) -> Any:
-            return worker_process(
-                temporal_server.address,
-                task_queue,
-                mcp_config=config,
-                base_url=llm.base_url,
-                log=tmp_path / f"{name}.log",
-            )
+            return remote_worker(temporal_server, task_queue, config, llm.base_url, tmp_path, name)
 
         async with DurableChats(temporal_server.address, task_queue=task_queue) as chats:
             with trio.fail_after(180):
@@ -184,13 +191,7 @@ async def test_sigterm_cancels_the_running_tool_and_another_worker_runs_it_again
         config = write_mcp_config(tmp_path / "mcp.json", {"remote": {"url": tools.http.url}})
 
         def worker(name: str) -> Any:
-            return worker_process(
-                temporal_server.address,
-                task_queue,
-                mcp_config=config,
-                base_url=llm.base_url,
-                log=tmp_path / f"{name}.log",
-            )
+            return remote_worker(temporal_server, task_queue, config, llm.base_url, tmp_path, name)
 
         async with DurableChats(temporal_server.address, task_queue=task_queue) as chats:
             with trio.fail_after(180):
