@@ -167,6 +167,19 @@ class CacheHints:
         scope = result.get("cacheScope")
         return cls(ttl_ms, scope if scope in ("public", "private") else None)
 
+    @classmethod
+    def of_pages(cls, results: Sequence[Mapping[str, Any]]) -> CacheHints | None:
+        """The hints of a listing read page by page; ``None`` when no page carries ``ttlMs``.
+
+        The listing is as fresh as its stalest page, so the shortest time to
+        live counts (a page without one counts as 0). All pages share one
+        scope, as the specification demands; the first page's is taken.
+        """
+        if not any("ttlMs" in result for result in results):
+            return None
+        hints = [cls.of(result) for result in results]
+        return cls(min(h.ttl_ms for h in hints), hints[0].scope)
+
     @property
     def seconds(self) -> float:
         """The time to live in seconds."""
