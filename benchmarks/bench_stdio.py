@@ -37,6 +37,8 @@ import trio
 HERE = Path(__file__).resolve().parent
 SERVER = [sys.executable, str(HERE / "_echo_server.py")]
 CLIENTS = ("opex_trio", "handwritten", "mcp_sdk")
+ALL_CLIENTS = (*CLIENTS, "opex_trio_modern")
+"""``opex_trio_modern`` joins the others with ``--era both``."""
 
 
 # -- the three clients, each as: async context manager factory yielding call(name, args)
@@ -123,12 +125,19 @@ class HandWritten:
 
 
 class Opex:
+    era = "legacy"
+    """The protocol era the client pins (``--era``): no probe, one kind of request throughout."""
+
     async def __aenter__(self) -> Opex:
-        from opex_trio.mcp.client import McpClient
+        from opex_trio.mcp.client import ClientOptions, McpClient
+        from opex_trio.protocol.versions import Era
         from opex_trio.transports.stdio import StdioParameters, open_stdio_transport
 
         params = StdioParameters(SERVER[0], SERVER[1:], name="bench")
-        self._client = McpClient(lambda: open_stdio_transport(params), name="bench")
+        options = ClientOptions(era=Era(self.era))
+        self._client = McpClient(
+            lambda: open_stdio_transport(params), name="bench", options=options
+        )
         await self._client.__aenter__()
         return self
 
@@ -166,7 +175,18 @@ class Sdk:
         return (await self._session.list_tools()).tools
 
 
-FACTORIES: dict[str, Any] = {"opex_trio": Opex, "handwritten": HandWritten, "mcp_sdk": Sdk}
+class OpexModern(Opex):
+    """opex_trio in the modern era: every request carries its ``_meta``."""
+
+    era = "modern"
+
+
+FACTORIES: dict[str, Any] = {
+    "opex_trio": Opex,
+    "handwritten": HandWritten,
+    "mcp_sdk": Sdk,
+    "opex_trio_modern": OpexModern,
+}
 
 
 # -- measurements
@@ -290,7 +310,7 @@ ROWS = [
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
-    kinds = [k for k in CLIENTS if k in results]
+    kinds = [k for k in ALL_CLIENTS if k in results]
     head = "| measure | " + " | ".join(kinds) + " | opex / hand-written | opex / SDK |"
     lines = [head, "|" + " --- |" * (len(kinds) + 3)]
     for key, label, _better in ROWS:
@@ -321,15 +341,27 @@ def write_readme(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rss", choices=CLIENTS, help="(internal) measure one client's peak RSS")
+    parser.add_argument(
+        "--rss", choices=ALL_CLIENTS, help="(internal) measure one client's peak RSS"
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
     parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (median kept)")
+    parser.add_argument(
+        "--era",
+        choices=("legacy", "modern", "both"),
+        default="legacy",
+        help="the era opex_trio speaks; both adds an opex_trio_modern column",
+    )
     args = parser.parse_args()
+    if args.era == "modern":
+        Opex.era = "modern"
     if args.rss:
         print(trio.run(rss_workload, args.rss))
         return
     kinds = available()
+    if args.era == "both":
+        kinds = (*kinds, "opex_trio_modern")
     results = trio.run(measure_all, kinds, 2 if args.quick else args.rounds, args.quick)
     for kind in kinds:
         rss = rss_of(kind)
@@ -337,6 +369,11 @@ def main() -> None:
             results[kind]["peak_rss_mb"] = rss
     text = table(results)
     print(text)
+    if args.era == "both":
+        legacy, modern = results["opex_trio"], results["opex_trio_modern"]
+        for key, label, _better in ROWS:
+            if key in legacy and key in modern:
+                print(f"modern / legacy, {label}: {modern[key] / legacy[key]:.3f}x")
     if args.write:
         machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
         write_readme(f"Measured on {machine}, {time.strftime('%Y-%m-%d')}.\n\n{text}")

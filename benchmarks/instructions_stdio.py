@@ -40,8 +40,15 @@ class OpexDefault(bench_stdio.Opex):
         return await self._client.call_tool(name, arguments)
 
 
+class OpexModernDefault(OpexDefault):
+    """opex_trio in the modern era (per-request ``_meta``), default timeout."""
+
+    era = "modern"
+
+
 CLIENTS: dict[str, Any] = {
     "opex_trio": OpexDefault,
+    "opex_trio_modern": OpexModernDefault,
     "opex_trio_no_timeout": bench_stdio.Opex,
     "handwritten": bench_stdio.HandWritten,
 }

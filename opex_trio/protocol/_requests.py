@@ -29,7 +29,7 @@ from .events import (
 )
 from .jsonrpc import Notification, Request, RequestId
 from .legacy import HANDLED_REQUESTS
-from .modern import INPUT_REQUIRED, LOG_LEVELS, result_type, with_meta
+from .modern import COMPLETE, INPUT_REQUIRED, LOG_LEVELS, result_type, with_meta
 from .versions import LEGACY_VERSIONS, MODERN_VERSIONS, Era
 
 if TYPE_CHECKING:
@@ -144,6 +144,11 @@ def modern_response(
     session: ClientSession, rid: RequestId, pending: Pending, result: Mapping[str, Any]
 ) -> list[SessionEvent]:
     """What the modern-era answer ``result`` to the pending request ``rid`` means."""
+    method = pending[0]
+    if result.get("resultType", COMPLETE) == COMPLETE and method != "subscriptions/listen":
+        # The common case, kept short: every modern call passes here.
+        return [ResponseReceived(session._pending.finish(rid, pending), method, result, pending[1])]
+    error: ProtocolError | None = None
     try:
         kind = result_type(result)
     except ProtocolError as exc:
@@ -151,12 +156,14 @@ def modern_response(
     else:
         if kind == INPUT_REQUIRED:
             return _start_round(session, rid, pending, result)
-        error = ProtocolError(f"unknown resultType {kind!r} in the answer to {pending[0]}")
     known = session._pending.finish(rid, pending)
     if pending[0] == "subscriptions/listen":
         session.subscriptions.pop(rid, None)
         return [SubscriptionEnded(rid, pending[1])]
     if kind not in session._result_types:
+        # Built only here: a complete answer, the common case, needs no error.
+        if error is None:
+            error = ProtocolError(f"unknown resultType {kind!r} in the answer to {pending[0]}")
         return [ErrorReceived(known, pending[0], error, pending[1])]
     return [ResponseReceived(known, pending[0], result, pending[1])]
 

@@ -191,6 +191,7 @@ class ClientSession:
         """Open ``subscriptions/listen`` streams, by request id, with what each asked for."""
         self.initialize_result: InitializeResult | None = None
         self.features: Features | None = None
+        self._meta_cache: tuple[tuple[str, str | None], Mapping[str, Any]] | None = None
 
     # -- what the owner reads
 
@@ -227,9 +228,19 @@ class ClientSession:
         """Put a message of the session's own in the outbox (for the era modules)."""
         self._outbox.append(message)
 
-    def meta_for(self, version: str) -> dict[str, Any]:
-        """The ``_meta`` of a modern request naming ``version``."""
-        return request_meta(version, self.capabilities, self.client_info, self.log_level)
+    def meta_for(self, version: str) -> Mapping[str, Any]:
+        """The ``_meta`` of a modern request naming ``version`` (shared: do not change it).
+
+        Built once per version and log level: every request carries the same
+        members, and building them anew per request was most of what a
+        modern call cost beyond a legacy one.
+        """
+        key = (version, self.log_level)
+        cached = self._meta_cache
+        if cached is None or cached[0] != key:
+            meta = request_meta(version, self.capabilities, self.client_info, self.log_level)
+            self._meta_cache = cached = (key, meta)
+        return cached[1]
 
     # -- what the owner asks for
 
