@@ -48,6 +48,7 @@ __all__ = [
     "IdAllocator",
     "Message",
     "Notification",
+    "PreEncoded",
     "Request",
     "RequestId",
     "Response",
@@ -327,6 +328,20 @@ _loads = json.JSONDecoder().decode
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
+class PreEncoded(dict[str, Any]):
+    """A JSON object that keeps its own encoding, for members every request repeats.
+
+    A request whose ``params["_meta"]`` is one is encoded with :attr:`text`
+    spliced in instead of encoding the members again (in the modern era every
+    request carries the same ``_meta``, and encoding it was a third of what a
+    call's encoding cost). It must not change once made.
+    """
+
+    def __init__(self, members: Mapping[str, Any]) -> None:
+        super().__init__(members)
+        self.text = _dumps(members)
+
+
 def encode(message: Message) -> bytes:
     """Serialise one message as compact UTF-8 JSON, without a trailing newline.
 
@@ -334,10 +349,23 @@ def encode(message: Message) -> bytes:
     params hold something JSON cannot carry, such as NaN or an arbitrary object.
     """
     try:
+        if type(message) is Request and message.params is not None:
+            meta = message.params.get("_meta")
+            if type(meta) is PreEncoded:
+                return _with_meta(message, meta)
         return _dumps(message.to_dict()).encode("utf-8")
     except (TypeError, ValueError) as exc:
         what = getattr(message, "method", None) or f"response {getattr(message, 'id', None)!r}"
         raise ConfigError(f"cannot encode {what} as JSON: {exc}") from exc
+
+
+def _with_meta(message: Request, meta: PreEncoded) -> bytes:
+    assert message.params is not None
+    rest = dict(message.params)
+    del rest["_meta"]
+    head = _dumps({"jsonrpc": "2.0", "id": message.id, "method": message.method, "params": rest})
+    # ``head`` ends with the params object's brace and the message's.
+    return f'{head[:-2]}{"," if rest else ""}"_meta":{meta.text}}}}}'.encode()
 
 
 def encode_many(messages: list[Message]) -> bytes:

@@ -38,7 +38,7 @@ import attrs
 
 from ..errors import ProtocolError, UnsupportedProtocolVersionError, VersionNegotiationError
 from ._model import _NO_EXTRA, Implementation, McpType, _list_of, _meta, _object, _str, _type
-from .jsonrpc import Request
+from .jsonrpc import PreEncoded, Request
 from .types import InitializeResult, ServerCapabilities
 from .versions import MODERN_VERSIONS, Era, features
 
@@ -64,6 +64,7 @@ __all__ = [
     "choose_version",
     "request_meta",
     "result_type",
+    "shared_meta",
     "with_meta",
 ]
 
@@ -112,6 +113,16 @@ def request_meta(
     if log_level is not None:
         meta[LOG_LEVEL_KEY] = log_level
     return meta
+
+
+def shared_meta(
+    version: str,
+    capabilities: Mapping[str, Any],
+    client_info: Implementation | None,
+    log_level: str | None = None,
+) -> PreEncoded:
+    """:func:`request_meta` made once for many requests: it keeps its JSON encoding."""
+    return PreEncoded(request_meta(version, capabilities, client_info, log_level))
 
 
 def with_meta(params: Mapping[str, Any] | None, meta: Mapping[str, Any]) -> dict[str, Any]:

@@ -92,7 +92,7 @@ from .modern import (
     ModernOpening,
     SubscriptionFilter,
     choose_version,
-    request_meta,
+    shared_meta,
 )
 from .types import (
     Implementation,
@@ -238,7 +238,7 @@ class ClientSession:
         key = (version, self.log_level)
         cached = self._meta_cache
         if cached is None or cached[0] != key:
-            meta = request_meta(version, self.capabilities, self.client_info, self.log_level)
+            meta = shared_meta(version, self.capabilities, self.client_info, self.log_level)
             self._meta_cache = cached = (key, meta)
         return cached[1]
 
