@@ -29,7 +29,7 @@ from .events import (
 )
 from .jsonrpc import Notification, Request, RequestId
 from .legacy import HANDLED_REQUESTS
-from .modern import COMPLETE, INPUT_REQUIRED, LOG_LEVELS, result_type, with_meta
+from .modern import INPUT_REQUIRED, LOG_LEVELS, result_type, with_meta
 from .versions import LEGACY_VERSIONS, MODERN_VERSIONS, Era
 
 if TYPE_CHECKING:
@@ -79,7 +79,14 @@ def new_request(
     rid = session.next_id()
     feats = session.features
     if feats is not None and feats.era is Era.MODERN:
-        request = Request(rid, method, with_meta(params, session.meta_for(feats.version)))
+        meta = session.meta_for(feats.version)
+        if not params:
+            body: Mapping[str, Any] = {"_meta": meta}
+        elif "_meta" in params:
+            body = with_meta(params, meta)
+        else:
+            body = {**params, "_meta": meta}
+        request = Request(rid, method, body)
         session._pending.add(rid, method, context, params or {})
     else:
         request = Request(rid, method, params)
@@ -143,11 +150,10 @@ def resend_round(session: ClientSession, waiting: InputRound) -> RequestResent:
 def modern_response(
     session: ClientSession, rid: RequestId, pending: Pending, result: Mapping[str, Any]
 ) -> list[SessionEvent]:
-    """What the modern-era answer ``result`` to the pending request ``rid`` means."""
-    method = pending[0]
-    if result.get("resultType", COMPLETE) == COMPLETE and method != "subscriptions/listen":
-        # The common case, kept short: every modern call passes here.
-        return [ResponseReceived(session._pending.finish(rid, pending), method, result, pending[1])]
+    """What the modern-era answer ``result`` to the pending request ``rid`` means.
+
+    The session answers a plain complete result itself, before calling this.
+    """
     error: ProtocolError | None = None
     try:
         kind = result_type(result)

@@ -451,7 +451,13 @@ class ClientSession:
             return _opening.on_result(self, message.result)
         if pending[2] is None:  # legacy era: results are what they are
             return [ResponseReceived(rid, pending[0], message.result, pending[1])]
-        return _requests.modern_response(self, rid, pending, message.result)
+        result = message.result
+        if result.get("resultType", COMPLETE) == COMPLETE and pending[0] != "subscriptions/listen":
+            # The modern common case, kept short: every modern call passes here.
+            return [
+                ResponseReceived(self._pending.finish(rid, pending), pending[0], result, pending[1])
+            ]
+        return _requests.modern_response(self, rid, pending, result)
 
     def _on_error(self, message: ErrorResponse) -> SessionEvent:
         rid = message.id
