@@ -1,7 +1,7 @@
 """What the session manager is told about each server, and what it tells back.
 
 :class:`ServerOptions` (with :class:`HealthCheck`) says how one server is run;
-:class:`ServerStatus` and :class:`RegisteredTool` are the snapshots
+:class:`ServerStatus`, :class:`RegisteredTool` and :class:`ResourceUpdate` are the values
 :class:`~opex_trio.mcp.manager.SessionManager` hands out; :data:`ServerState`
 names where a server is; :func:`transport_factory` opens a connection for a
 typed configuration. Values only: nothing here opens a connection until a
@@ -32,6 +32,7 @@ __all__ = [
     "FINAL_STATES",
     "HealthCheck",
     "RegisteredTool",
+    "ResourceUpdate",
     "ServerOptions",
     "ServerState",
     "ServerStatus",
@@ -162,6 +163,18 @@ class RegisteredTool:
     name: str
     server: str
     tool: Tool
+
+
+@attrs.frozen
+class ResourceUpdate:
+    """A resource a server was asked to watch changed (``notifications/resources/updated``).
+
+    ``server`` is the server's id in the manager; read the resource again to
+    see what changed.
+    """
+
+    server: str
+    uri: str
 
 
 def transport_factory(
