@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 import shlex
 
+import pytest
+
+from opex_trio.cli._elicit import parse_value
 from opex_trio.testing.llm_server import JSONReply, RecordedRequest, completion, open_llm_server
 from tests.cli.support import TEST_SERVER, run_cli
 from tests.cli.terminal import Terminal, open_terminal
@@ -290,3 +293,41 @@ async def test_sampling_on_a_terminal_waits_for_the_person(
             assert await term.wait() == 0
     assert "There once was a test" in tool_contents(chat_requests(llm.requests)[2])[0]
     assert "[sampling] the model answered MCP server " in term.screen.text()
+
+
+# -- the parts
+
+
+def test_typed_values_become_what_the_schema_asks_for() -> None:
+    assert parse_value({"type": "boolean"}, "Yes") is True
+    assert parse_value({"type": "boolean"}, "0") is False
+    with pytest.raises(ValueError, match="y or n"):
+        parse_value({"type": "boolean"}, "perhaps")
+    assert parse_value({"type": "integer"}, "12") == 12
+    with pytest.raises(ValueError, match="whole number"):
+        parse_value({"type": "integer"}, "1.5")
+    assert parse_value({"type": "number"}, "2") == 2
+    assert parse_value({"type": "number"}, "2.0") == 2.0
+    assert parse_value({"type": "number"}, "-0.25") == -0.25
+    with pytest.raises(ValueError, match="a number"):
+        parse_value({"type": "number"}, "two")
+    titled = {"type": "string", "oneOf": [{"const": "h1", "title": "Superman"}]}
+    # A choice is given by its value or by its title.
+    assert parse_value(titled, "superman") == "h1"
+    assert parse_value(titled, "h1") == "h1"
+    legacy = {"type": "string", "enum": ["p1", "p2"], "enumNames": ["Cats", "Dogs"]}
+    assert parse_value(legacy, "Dogs") == "p2"
+    several = {"type": "array", "items": {"anyOf": [{"const": "f1", "title": "Tuna"},
+                                                    {"const": "f2", "title": "Trout"}]}}  # fmt: skip
+    assert parse_value(several, "tuna, f2,") == ["f1", "f2"]
+    assert parse_value({"type": "string"}, "  as typed ") == "  as typed "
+
+
+async def test_run_durable_refuses_a_person_in_the_loop() -> None:
+    for option in ("--approve", "--allow-sampling"):
+        ran = await run_cli("run", "--durable", "--model", "m", "Hi", option)
+        assert ran.returncode == 2
+        assert ran.error_lines == [
+            "opex-trio: error: run --durable cannot ask a person: its tools run in a worker; "
+            "leave out --approve and --allow-sampling"
+        ]
