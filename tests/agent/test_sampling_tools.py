@@ -27,6 +27,7 @@ from opex_trio.agent.sampling import sampling_handler
 from opex_trio.errors import ConfigError, McpError
 from opex_trio.llm.client import Client
 from opex_trio.mcp.client import ClientOptions, McpClient
+from opex_trio.protocol.content import load_sampling_block
 from opex_trio.protocol.types import (
     CreateMessageParams,
     CreateMessageResult,
@@ -34,12 +35,14 @@ from opex_trio.protocol.types import (
     TextContent,
     ToolResultContent,
     ToolUseContent,
+    UnknownContent,
     sampling_problem,
 )
 from opex_trio.testing.llm_server import JSONReply, completion, open_llm_server
 from opex_trio.testing.mcp_server import McpTestServer, ToolContext, builtin_server
 from opex_trio.transports.stdio import StdioParameters, open_stdio_transport
 from tests.mcp.support import BOUND
+from tests.protocol.conftest import require_spec
 
 SERVER_SCRIPT = Path(__file__).with_name("sampling_tools_server.py")
 
@@ -156,6 +159,41 @@ def test_broken_tool_histories_are_named() -> None:
     assert problem(use, mixed) == "message 1 mixes tool results with other content"
     assert problem(result("zz")) == "message 0 has results for no tool use: zz"
     assert problem(use) == "the tool use(s) u1, u2 of the last message have no results"
+
+
+def test_the_specifications_sampling_examples_are_typed_and_convert() -> None:
+    examples = require_spec() / "schema" / "2026-07-28" / "examples"
+
+    def load(folder: str) -> list[dict[str, Any]]:
+        files = sorted((examples / folder).glob("*.json"))
+        assert files, folder
+        return [json.loads(f.read_text()) for f in files]
+
+    def untyped(blocks: Any) -> list[Any]:
+        blocks = blocks if isinstance(blocks, tuple) else (blocks,)
+        return [b for b in blocks if isinstance(b, UnknownContent)]
+
+    for data in load("CreateMessageRequestParams"):
+        params = CreateMessageParams.from_dict(data)
+        assert params.to_dict() == data
+        assert all(not untyped(m.content) for m in params.messages)
+        assert sampling_problem(params) is None
+        converted = openai_messages(params)
+        assert sampling_messages(converted)[1] == [
+            SamplingMessage(m.role, m.content if isinstance(m.content, tuple) else (m.content,))
+            for m in params.messages
+        ]
+    for data in load("CreateMessageResult"):
+        result = CreateMessageResult.from_dict(data)
+        assert result.to_dict() == data and not untyped(result.content)
+    for data in load("SamplingMessage"):
+        message = SamplingMessage.from_dict(data)
+        assert message.to_dict() == data and not untyped(message.content)
+    (use,) = load("ToolUseContent")
+    assert isinstance(load_sampling_block(use), ToolUseContent)
+    (result_block,) = load("ToolResultContent")
+    loaded = load_sampling_block(result_block)
+    assert isinstance(loaded, ToolResultContent) and loaded.to_dict() == result_block
 
 
 # -- round trips
