@@ -134,6 +134,8 @@ class Person:
         line = await self._lines.readline()
         if line is None:
             self.ui.after_signal()
+            # Ctrl-D on a terminal ends this answer, not the terminal: read afresh next time.
+            self._lines = LineReader(self.fd)
         else:
             self.ui.line_entered()
         return line

@@ -239,6 +239,53 @@ async def test_off_a_terminal_elicitation_is_declined_and_sampling_refused(
     assert "--allow-sampling" in notices[1]
 
 
+async def test_on_a_terminal_a_person_can_decline_cancel_and_refuse(
+    everything_stdio_command: list[str],
+) -> None:
+    async with open_llm_server() as llm:
+        llm.push(
+            streams_call("c1", "trigger-elicitation-request", {}),
+            streams_call("c2", "trigger-elicitation-request", {}),
+            streams_call("c3", "trigger-sampling-request", {"prompt": "first"}),
+            JSONReply(completion("Sampled once.")),
+            streams_call("c4", "trigger-sampling-request", {"prompt": "second"}),
+            streams_text("Done asking."),
+        )
+        async with open_terminal(
+            "--base-url", llm.base_url, "--model", "m",
+            "--server", shlex.join(everything_stdio_command), "run", "Ask",
+            columns=200,
+        ) as term:  # fmt: skip
+            question = "  (a)nswer / (d)ecline / (c)ancel [a]"
+            await prompt_shown(term, question)
+            term.type("d\r")
+            await term.wait_until(
+                lambda: term.screen.text().count(question) == 2, "the second elicitation"
+            )
+            await prompt_shown(term, question)
+            term.type("a\r")
+            await prompt_shown(term, "  String (required): ")
+            term.type(CTRL_D)  # the end of the input, halfway: the form is cancelled
+            # The next question is read afresh: Ctrl-D ended one answer, not the terminal.
+            agree = "  let the model answer? [y/N]"
+            await prompt_shown(term, agree)
+            term.type("y\r")
+            await term.wait_until(lambda: term.screen.text().count(agree) == 2, "the second ask")
+            await prompt_shown(term, agree)
+            term.type("n\r")
+            await term.wait_for("Done asking.")
+            assert await term.wait() == 0
+    requests = chat_requests(llm.requests)
+    # Four chat requests and one sampling request: the refused one never reached the model.
+    assert len(requests) == 6
+    assert "User declined to provide the requested information" in tool_contents(requests[1])[0]
+    assert "User cancelled the elicitation dialog" in tool_contents(requests[2])[-1]
+    assert requests[3].json["messages"][-1]["content"].endswith("context: first")
+    assert "Sampled once." in tool_contents(requests[4])[-1]
+    assert "User rejected sampling request" in tool_contents(requests[5])[-1]
+    assert "[sampling] refused" in term.screen.text()
+
+
 # -- sampling
 
 
