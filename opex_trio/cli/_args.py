@@ -159,7 +159,8 @@ def _add_model_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         metavar="SECONDS",
         type=_seconds,
         default=default(60.0),
-        help="the deadline of one tool call; 0 for none (default 60)",
+        help="the deadline of one tool call, the time you take to answer its server's "
+        "questions included; 0 for none (default 60)",
     )
     group.add_argument(
         "--max-tokens",
