@@ -28,6 +28,8 @@ class ServerEntry:
         self.state: ServerState = "starting"
         self.client: McpClient | None = None
         self.tools: tuple[Tool, ...] = ()
+        # Tools the server offers that are not in the registry, with the reason.
+        self.left_out: dict[str, str] = {}
         # The server's last known listings, kept while it restarts, as its tools are.
         self.resources: tuple[Resource, ...] = ()
         self.resource_templates: tuple[ResourceTemplate, ...] = ()

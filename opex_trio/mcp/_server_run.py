@@ -16,6 +16,7 @@ import trio
 
 from .._exceptions import detached, unwrap_single
 from ..errors import HealthCheckError, McpError, OpexError, TransportError
+from ..protocol.dialects import unsupported_dialect
 from ..protocol.session import ListChanged, ResourceUpdated
 from ..protocol.types import Tool
 from ..transports.base import Transport
@@ -101,7 +102,19 @@ class ServerRunner:
                 tools: list[Tool] = []
             else:
                 tools = await client.list_tools()
-            entry.tools = tuple(t for t in tools if entry.options.allows(t.name))
+            allowed = [t for t in tools if entry.options.allows(t.name)]
+            left_out = {}
+            for tool in allowed:
+                reason = unsupported_dialect(tool.input_schema)
+                if reason is None:
+                    continue
+                left_out[tool.name] = reason
+                if entry.left_out.get(tool.name) != reason:
+                    logger.warning(
+                        "MCP server %r: tool %r is not offered: %s", entry.id, tool.name, reason
+                    )
+            entry.left_out = left_out
+            entry.tools = tuple(t for t in allowed if t.name not in left_out)
             self._tools_changed()
 
     async def _listen(

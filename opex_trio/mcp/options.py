@@ -11,7 +11,7 @@ factory is called.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Literal
 
@@ -154,6 +154,16 @@ class ServerStatus:
     """The server's own names of the tools it offers through the filters."""
     instructions: str | None = None
     """The server's instructions for the model, from its latest handshake."""
+    left_out: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    """Tools the server offers that are not in the registry, by name, with the reason.
+
+    Today: a tool whose input schema declares a JSON Schema dialect this client
+    does not support (see :mod:`opex_trio.protocol.dialects`). It is not offered
+    to a model, since its arguments cannot be read by the dialect's rules (the
+    specification asks for an error saying so, not a guess); calling it with
+    :meth:`~opex_trio.mcp.manager.SessionManager.call_tool` still works, and
+    the server checks the arguments.
+    """
 
 
 @attrs.frozen
