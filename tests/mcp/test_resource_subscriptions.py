@@ -10,6 +10,7 @@ stream the program opened before it.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from opex_trio.supervision import RestartPolicy
 from opex_trio.transports.http import HttpTransport
 from opex_trio.transports.stdio import StdioTransport
 from tests.transports.support import peers
-from tests.transports.test_interop import running, wait_listening
+from tests.transports.test_interop import first_line, running, wait_listening
 
 pytestmark = pytest.mark.peers
 
@@ -173,3 +174,32 @@ async def test_a_modern_subscription_listens_and_is_restored_after_a_restart() -
             await mcp.call_tool(sid, "touch", {"uri": uri})
             await mcp.call_tool(sid, "touch", {"uri": other})
             assert await updates.receive() == ResourceUpdate(sid, other)
+
+
+async def test_a_modern_subscription_over_streamable_http_closes_the_streams_it_replaces(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="opex_trio")
+    argv = peers().sdk_server_command("streamable-http")
+    uri, other = "peer://greeting", "peer://other"
+    with trio.fail_after(BOUND):
+        async with running(argv) as process:
+            url = (await first_line(process)).removeprefix("listening on ").strip()
+            await wait_listening(int(url.rsplit(":", 1)[1].split("/")[0]))
+            async with SessionManager(options=options(Era.MODERN)) as mcp:
+                sid = await mcp.add_server(
+                    {"type": "streamable-http", "url": url}, name="sdk", wait=True, timeout=BOUND
+                )
+                updates = mcp.resource_updates()
+                await mcp.subscribe_resource(sid, uri)
+                await mcp.call_tool(sid, "touch", {"uri": uri})
+                assert await updates.receive() == ResourceUpdate(sid, uri)
+                # Each change of the filter replaces the listen stream; the old
+                # one is closed, which is how HTTP cancels in the modern era.
+                await mcp.unsubscribe_resource(sid, uri)
+                await mcp.subscribe_resource(sid, other)
+                await mcp.call_tool(sid, "touch", {"uri": uri})
+                await mcp.call_tool(sid, "touch", {"uri": other})
+                assert await updates.receive() == ResourceUpdate(sid, other)
+    # No notifications/cancelled was POSTed, which a server without sessions refuses.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
