@@ -238,13 +238,19 @@ class Chat:
             return self._index
         by_server: dict[str, list[Tool]] = {}
         for registered in registry.values():
-            # Such a tool runs only as a task, which this client cannot run yet.
-            if registered.tool.task_support == "required":
+            # Such a tool runs only as a task: offered when its server runs tasks.
+            if registered.tool.task_support == "required" and not self._runs_tasks(
+                registered.server
+            ):
                 continue
             by_server.setdefault(registered.server, []).append(registered.tool)
         index = ToolIndex.from_servers(by_server, self.custom_tools, strict=self.strict_tools)
         self._index, self._index_key = index, key
         return index
+
+    def _runs_tasks(self, server: str) -> bool:
+        assert self.mcp is not None
+        return self.mcp.status(server).runs_tasks
 
     def _allowed(self, ref: ToolRef) -> bool:
         names = [ref.name]
