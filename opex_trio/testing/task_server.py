@@ -36,6 +36,7 @@ from ..protocol.skills import SKILLS_EXTENSION
 from ..protocol.tasks import TASKS_EXTENSION
 from ..protocol.versions import LEGACY_VERSIONS, MODERN_VERSIONS
 from ..transports.base import TransportFactory
+from .http_server import _route as _http_route
 from .mcp_server import McpTestServer, ToolContext, ToolFailure, _Connection, _RpcError
 
 __all__ = ["ServerTask", "TaskFunction", "TaskTestServer"]
@@ -192,11 +193,15 @@ class TaskTestServer(McpTestServer):
         """Serve other content for ``uri`` than its listed digest (a verification test)."""
         self._files[uri] = text.encode("utf-8")
 
+    def run_tasks_in(self, nursery: trio.Nursery) -> None:
+        """Run the tasks in ``nursery`` (for a server served other than :meth:`in_process`)."""
+        self._nursery = nursery
+
     def in_process(
         self, nursery: trio.Nursery, name: str = "in-process", *, refuse_first: int = 0
     ) -> TransportFactory:
         """As :meth:`McpTestServer.in_process`; the tasks run in ``nursery`` too."""
-        self._nursery = nursery
+        self.run_tasks_in(nursery)
         return super().in_process(nursery, name, refuse_first=refuse_first)
 
     # -- dispatch
@@ -251,7 +256,7 @@ class TaskTestServer(McpTestServer):
             f"task-{next(self._ids)}", ToolContext(self, request, conn), conn, legacy=not modern
         )
         self.tasks[task.task_id] = task
-        assert self._nursery is not None, "serve the task server with in_process()"
+        assert self._nursery is not None, "give the server a nursery with run_tasks_in()"
         self._nursery.start_soon(self._run, task, function, params.get("arguments") or {})
         handle = task.describe(self.poll_interval_ms)
         return {"resultType": "task", **handle} if modern else {"task": handle}
@@ -263,6 +268,9 @@ class TaskTestServer(McpTestServer):
         return _as_result(await function(params.get("arguments") or {}, task))
 
     async def _run(self, task: ServerTask, function: TaskFunction, arguments: Any) -> None:
+        # Started while serving tools/call, whose HTTP stream has ended by now: what
+        # the task sends goes on the session's own stream instead.
+        _http_route.set(None)
         with task.scope:
             try:
                 value = function(arguments, task)
