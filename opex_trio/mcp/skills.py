@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from ..errors import ConfigError, OpexError, ProtocolError, SkillVerificationError
+from ..errors import (
+    ConfigError,
+    OpexError,
+    ProtocolError,
+    ServerUnavailableError,
+    SkillVerificationError,
+)
 from ..protocol.skills import (
     SKILLS_EXTENSION,
     Skill,
@@ -183,14 +189,19 @@ class SkillCatalog:
     ) -> SkillCatalog:
         """The skills of the manager's ready servers (of ``servers`` only, when given).
 
-        A server whose listing fails is left out, with a warning in the log.
+        A server that is not available now is left out, as is one whose
+        listing fails (with a warning in the log).
         """
         found: list[tuple[str, list[Skill]]] = []
         for status in mcp.servers():
             if servers is not None and status.id not in servers:
                 continue
             try:
-                found.append((status.id, await list_skills(mcp.client(status.id))))
+                client = mcp.client(status.id)
+            except ServerUnavailableError:
+                continue
+            try:
+                found.append((status.id, await list_skills(client)))
             except OpexError as exc:
                 logger.warning("MCP server %r: its skills could not be listed: %s", status.id, exc)
         return cls(_named(found), mcp.client)
