@@ -88,3 +88,23 @@ async def test_task_only_tools_of_a_server_that_runs_tasks_are_offered_and_calle
         sent = [r.method for r in server.requests]
         assert sent.count("tools/call") == 1
         assert ("tasks/result" in sent) is (options.era is Era.LEGACY)
+
+
+async def test_a_chat_tool_timeout_cancels_the_task_on_the_server(autojump_clock: Any) -> None:
+    server = TaskTestServer(poll_interval_ms=500)
+
+    async def forever(args: Mapping[str, Any], task: ServerTask) -> str:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    server.add_task_tool("forever", forever)
+    async with setup(server, client_options=ClientOptions(era=Era.MODERN)) as (llm, client, mcp):
+        llm.push(asks(call("c1", "forever", {})), says("gave up"))
+        start = trio.current_time()
+        result = await Chat(client, mcp=mcp, tool_timeout=3).chat(
+            model="m", messages=[{"role": "user", "content": "wait"}]
+        )
+        assert trio.current_time() - start == pytest.approx(3)
+        assert result.tool_calls[0].outcome == "timeout"
+        assert server.cancelled_tasks == ["task-1"]
+        assert server.tasks["task-1"].status == "cancelled"
