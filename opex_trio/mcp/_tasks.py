@@ -94,14 +94,14 @@ async def call_tool(
     """
     features = client.features
     legacy = ask_task and (features is None or features.era is Era.LEGACY)
-    clock = _Clock(timing)
     if not legacy:
         result = await client._request("tools/call", params, timing, progress)
         handle = task_handle(result, legacy=False)
         if handle is None:
-            return result
-        clock.touch()
-        return await _Run(client, name, TaskFollower(handle), clock, progress).run()
+            return result  # the common case: nothing more to do
+        # The handle counts as progress: an idle deadline starts again from here.
+        return await _Run(client, name, TaskFollower(handle), _Clock(timing), progress).run()
+    clock = _Clock(timing)
     # 2025-11-25: the call's progress token stays valid for the task's whole life.
     token = client._progress_tokens()
     meta = {**(params.get("_meta") or {}), "progressToken": token}
