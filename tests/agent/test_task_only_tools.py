@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 
-from opex_trio.agent.chat import Chat
+from opex_trio.agent.chat import Chat, ToolProgress
 from opex_trio.errors import CapabilityError
 from opex_trio.mcp.client import ClientOptions
 from opex_trio.protocol.versions import Era
@@ -76,10 +76,17 @@ async def test_task_only_tools_of_a_server_that_runs_tasks_are_offered_and_calle
         assert mcp.status("tools").runs_tasks
         llm.push(asks(call("c1", "render_video", {"title": "intro"})), says("done"))
         start = trio.current_time()
-        result = await Chat(client, mcp=mcp).chat(
+        seen: list[ToolProgress] = []
+        result = await Chat(client, mcp=mcp, on_progress=seen.append).chat(
             model="m", messages=[{"role": "user", "content": "render the intro"}]
         )
         assert trio.current_time() - start == pytest.approx(4.5)
+        if options.era is Era.MODERN:
+            # The task's changes of status are the call's progress.
+            assert [(p.name, p.message) for p in seen] == [
+                ("render_video", "working: encoding"),
+                ("render_video", "completed: encoding"),
+            ]
         offered = {t["function"]["name"] for t in llm.requests[0].json["tools"]}
         assert "render_video" in offered
         assert result.tool_calls[0].outcome == "ok"
