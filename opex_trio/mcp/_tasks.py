@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ..errors import McpError, OpexError, ProtocolError, RequestTimeoutError
+from ..errors import ConfigError, McpError, OpexError, ProtocolError, RequestTimeoutError
 from ..protocol.jsonrpc import Request
 from ..protocol.legacy import HANDLED_REQUESTS
 from ..protocol.tasks import (
@@ -95,7 +95,7 @@ async def call_tool(
     features = client.features
     legacy = ask_task and (features is None or features.era is Era.LEGACY)
     if not legacy:
-        result = await client._request("tools/call", params, timing, progress)
+        result = await _send_call(client, name, params, timing, progress)
         handle = task_handle(result, legacy=False)
         if handle is None:
             return result  # the common case: nothing more to do
@@ -119,7 +119,7 @@ async def call_tool(
             deadline=clock.deadline(),
             idle=None,
         )
-        result = await client._request("tools/call", sent, first, None)
+        result = await _send_call(client, name, sent, first, None)
         handle = task_handle(result, legacy=True)
         if handle is None:
             return result  # the server ran it at once after all
@@ -127,6 +127,20 @@ async def call_tool(
         return await _Run(client, name, follower, clock, None).run()
     finally:
         client._notices.progress.pop(token, None)
+
+
+async def _send_call(
+    client: McpClient,
+    name: str,
+    params: Mapping[str, Any],
+    timing: _Timing,
+    progress: ProgressCallback | None,
+) -> Mapping[str, Any]:
+    try:
+        return await client._request("tools/call", params, timing, progress)
+    except ConfigError as exc:
+        # Raised where the request is encoded: the arguments cannot be sent.
+        raise ConfigError(f"arguments of tool {name!r} cannot be sent: {exc}") from exc
 
 
 class _Clock:

@@ -414,10 +414,7 @@ class McpClient(Actor):
         self._check_usable()
         timing = self._timing(timeout, reset_on_progress, max_total_timeout)
         ask = task and self.runs_tasks
-        try:
-            result = await _tasks.call_tool(self, name, params, timing, progress, ask_task=ask)
-        except ConfigError as exc:
-            raise ConfigError(f"arguments of tool {name!r} cannot be sent: {exc}") from exc
+        result = await _tasks.call_tool(self, name, params, timing, progress, ask_task=ask)
         try:
             return CallToolResult.from_dict(result)
         except ProtocolError as exc:

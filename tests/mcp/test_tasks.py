@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import trio
 
-from opex_trio.errors import McpError, ProtocolError, RequestTimeoutError
+from opex_trio.errors import ConfigError, McpError, ProtocolError, RequestTimeoutError
 from opex_trio.mcp.client import ClientOptions, McpClient
 from opex_trio.protocol.types import ElicitParams, ElicitResult, ProgressParams
 from opex_trio.protocol.versions import Era
@@ -256,3 +256,22 @@ async def test_a_legacy_task_is_cancelled_at_the_deadline(autojump_clock: Any) -
         assert server.cancelled_tasks == ["task-1"]
         with pytest.raises(McpError, match="render farm is down"):
             await client.call_tool("breaks", timeout=30, task=True)
+
+
+async def test_a_handler_answer_that_breaks_the_schema_fails_the_call(autojump_clock: Any) -> None:
+    async def wrong(params: ElicitParams) -> ElicitResult:
+        return ElicitResult("accept", content={"ok": "not a boolean"})
+
+    server = task_server()
+    async with connected(
+        server, ClientOptions(era=Era.MODERN, elicitation_handler=wrong)
+    ) as client:
+        with pytest.raises(ConfigError, match=r"^the elicitation handler's answer") as info:
+            await client.call_tool("confirm", timeout=60)
+        assert "cannot be sent" not in str(info.value)
+        assert server.cancelled_tasks == ["task-1"]
+        assert "tasks/update" not in methods(server)
+        # Arguments that cannot be encoded fail before anything is sent.
+        with pytest.raises(ConfigError, match="arguments of tool 'render' cannot be sent"):
+            await client.call_tool("render", {"seconds": object()})
+        assert methods(server).count("tools/call") == 1
