@@ -285,6 +285,7 @@ class SessionManager:
             restarts=entry.restarts,
             tools=tuple(t.name for t in entry.tools),
             instructions=entry.instructions,
+            runs_tasks=entry.runs_tasks,
             left_out=dict(entry.left_out),
         )
 
