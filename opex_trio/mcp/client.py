@@ -36,6 +36,7 @@ from .._exceptions import copy_error
 from ..errors import (
     CapabilityError,
     ConfigError,
+    McpError,
     ProtocolError,
     RequestTimeoutError,
     TransportClosedError,
@@ -456,8 +457,17 @@ class McpClient(Actor):
             raise ConfigError(f"a resource URI must be a non-empty string, got {uri!r}")
         self._require("resources", "resources/subscribe", "subscribe")
         if self._modern():
+            known = uri in self._subscriptions.uris
             self._subscriptions.remember([uri])
-            await self._relisten("resources/subscribe", timeout)
+            try:
+                await self._relisten("resources/subscribe", timeout)
+            except (McpError, ProtocolError):
+                if not known:
+                    # Refused: the old stream is cancelled already, so listen
+                    # again for what was asked before, without this URI.
+                    self._subscriptions.uris.pop(uri, None)
+                    self._listen()
+                raise
             return
         await self.request("resources/subscribe", {"uri": uri}, timeout=timeout)
         self._subscriptions.remember([uri])

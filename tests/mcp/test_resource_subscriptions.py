@@ -10,25 +10,29 @@ stream the program opened before it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx2
 import pytest
 import trio
 
-from opex_trio.mcp.client import ClientOptions
+from opex_trio.errors import McpError
+from opex_trio.mcp.client import ClientOptions, McpClient
 from opex_trio.mcp.manager import ResourceUpdate, ServerOptions, SessionManager
 from opex_trio.protocol.versions import Era
 from opex_trio.supervision import RestartPolicy
+from opex_trio.transports.base import Transport
 from opex_trio.transports.http import HttpTransport
+from opex_trio.transports.memory import memory_pair
 from opex_trio.transports.stdio import StdioTransport
 from tests.transports.support import peers
 from tests.transports.test_interop import first_line, running, wait_listening
-
-pytestmark = pytest.mark.peers
 
 BOUND = 120  # cold Node and Python starts on a loaded two-core machine take seconds
 
@@ -70,6 +74,7 @@ async def kill_and_wait_for_restart(mcp: SessionManager, sid: str) -> None:
     )
 
 
+@pytest.mark.peers
 async def test_a_legacy_subscription_is_restored_after_a_restart_over_stdio() -> None:
     argv = peers().everything_stdio_command()
     with trio.fail_after(BOUND):
@@ -101,6 +106,7 @@ async def test_a_legacy_subscription_is_restored_after_a_restart_over_stdio() ->
             assert mcp.client(sid).subscribed_resources == ()
 
 
+@pytest.mark.peers
 async def test_a_legacy_subscription_is_restored_in_a_renewed_http_session() -> None:
     located = peers()
     port = located.free_port()
@@ -144,6 +150,7 @@ async def test_a_legacy_subscription_is_restored_in_a_renewed_http_session() -> 
                 assert mcp.client(sid) is client and mcp.status(sid).restarts == 0
 
 
+@pytest.mark.peers
 async def test_a_modern_subscription_listens_and_is_restored_after_a_restart() -> None:
     argv = peers().sdk_server_command("stdio")
     uri, other = "peer://greeting", "peer://other"
@@ -176,6 +183,7 @@ async def test_a_modern_subscription_listens_and_is_restored_after_a_restart() -
             assert await updates.receive() == ResourceUpdate(sid, other)
 
 
+@pytest.mark.peers
 async def test_a_modern_subscription_over_streamable_http_closes_the_streams_it_replaces(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -203,3 +211,68 @@ async def test_a_modern_subscription_over_streamable_http_closes_the_streams_it_
                 assert await updates.receive() == ResourceUpdate(sid, other)
     # No notifications/cancelled was POSTed, which a server without sessions refuses.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_a_refused_modern_subscription_is_forgotten_and_the_old_filter_listened_again() -> (
+    None
+):
+    """A scripted modern server refuses the listen stream that adds a URI.
+
+    No real server refuses one on demand, so this unit test of the client
+    scripts the server over the in-memory transport.
+    """
+    transport, end = memory_pair("scripted")
+    listens: list[dict[str, Any]] = []
+
+    async def serve() -> None:
+        while True:
+            try:
+                message = json.loads(await end.receive())
+            except trio.EndOfChannel:
+                return  # the client closed
+            for item in message if isinstance(message, list) else [message]:
+                method, rid = item.get("method"), item.get("id")
+                if method == "server/discover":
+                    result = {
+                        "supportedVersions": ["2026-07-28"],
+                        "capabilities": {"resources": {"subscribe": True, "listChanged": True}},
+                        "_meta": {
+                            "io.modelcontextprotocol/serverInfo": {"name": "s", "version": "1"}
+                        },
+                    }
+                    await end.send(json.dumps({"jsonrpc": "2.0", "id": rid, "result": result}))
+                elif method == "subscriptions/listen":
+                    wanted = item["params"]["notifications"]
+                    listens.append(wanted)
+                    if "resourceSubscriptions" in wanted:
+                        error = {"code": -32603, "message": "no room for more subscriptions"}
+                        reply = {"jsonrpc": "2.0", "id": rid, "error": error}
+                    else:
+                        reply = {
+                            "jsonrpc": "2.0",
+                            "method": "notifications/subscriptions/acknowledged",
+                            "params": {
+                                "_meta": {"io.modelcontextprotocol/subscriptionId": rid},
+                                "notifications": wanted,
+                            },
+                        }
+                    await end.send(json.dumps(reply))
+
+    @asynccontextmanager
+    async def factory() -> AsyncIterator[Transport]:
+        async with transport:
+            yield transport
+
+    with trio.fail_after(BOUND):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve)
+            options = ClientOptions(era=Era.MODERN)
+            async with McpClient(factory, name="scripted", options=options) as client:
+                await wait_for(lambda: len(listens) == 1)
+                with pytest.raises(McpError, match="no room"):
+                    await client.subscribe_resource("peer://x")
+                assert client.subscribed_resources == ()
+                # Listening again for the list changes alone, as before.
+                await wait_for(lambda: len(listens) == 3)
+                assert listens[2] == listens[0] == {"resourcesListChanged": True}
+            nursery.cancel_scope.cancel()
