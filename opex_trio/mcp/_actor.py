@@ -527,7 +527,7 @@ class Actor:
                 self._listen()
         elif isinstance(event, SubscriptionAcknowledged):
             logger.debug("MCP server %r acknowledged %s", self.name, event)
-            self._subscriptions.acknowledged(event)
+            self._subscriptions.on_acknowledged(event)
         elif isinstance(event, RequestHandled):
             pass
 

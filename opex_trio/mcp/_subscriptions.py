@@ -27,6 +27,8 @@ from collections.abc import Callable
 
 import trio
 
+from .._exceptions import copy_error
+from ..errors import RequestTimeoutError
 from ..protocol.jsonrpc import Request, RequestId
 from ..protocol.session import ClientSession, SubscriptionAcknowledged
 from ..protocol.versions import Era
@@ -81,7 +83,30 @@ class Subscriptions:
                 old.set({})
         return ack
 
-    def acknowledged(self, event: SubscriptionAcknowledged) -> None:
+    async def acknowledged(
+        self, ack: Reply | None, method: str, seconds: float | None, deadline: float
+    ) -> None:
+        """Wait until ``deadline`` for ``ack`` (``seconds`` after the call began), or raise why not.
+
+        :class:`~opex_trio.errors.RequestTimeoutError` when it does not come in
+        time, the server's error when it refused the stream.
+        """
+        if ack is None:
+            return
+        with trio.move_on_at(deadline):
+            await ack.wait()
+        if not ack.done:
+            assert seconds is not None
+            raise RequestTimeoutError(
+                f"MCP server {self.name!r} did not acknowledge the subscriptions/listen stream "
+                f"for {method} within {seconds:g} s",
+                method=method,
+                timeout=seconds,
+            )
+        if ack.error is not None:
+            raise copy_error(ack.error)
+
+    def on_acknowledged(self, event: SubscriptionAcknowledged) -> None:
         """The server accepted a stream: wake whoever waits, and say what it left out."""
         ack = self._acks.pop(event.subscription_id, None)
         if ack is not None:

@@ -510,21 +510,9 @@ class McpClient(Actor):
         self._check_usable()
         timing = self._timing(timeout, False, None)
         await self._await_renewal(timing.seconds, timing.deadline, method)
-        ack = self._listen()
-        if ack is None:
-            return
-        with trio.move_on_at(timing.deadline):
-            await ack.wait()
-        if not ack.done:
-            assert timing.seconds is not None
-            raise RequestTimeoutError(
-                f"MCP server {self.name!r} did not acknowledge the subscriptions/listen stream "
-                f"for {method} within {timing.seconds:g} s",
-                method=method,
-                timeout=timing.seconds,
-            )
-        if ack.error is not None:
-            raise copy_error(ack.error)
+        await self._subscriptions.acknowledged(
+            self._listen(), method, timing.seconds, timing.deadline
+        )
 
     async def list_prompts(self, *, timeout: Timeout = "default") -> list[Prompt]:
         """Every prompt the server offers, all pages followed within ``timeout``."""
