@@ -160,3 +160,13 @@ async def test_server_everything_listings_match_what_it_lists() -> None:
             assert mcp.resources(sid) == tuple(await client.list_resources())
             assert mcp.resource_templates(sid) == tuple(await client.list_resource_templates())
             assert mcp.prompts(sid) == tuple(await client.list_prompts())
+            # A tool that registers a resource for the session: the server says
+            # the list changed, and the cache follows without being asked.
+            before = len(mcp.resources(sid))
+            await mcp.call_tool(
+                sid,
+                "gzip-file-as-resource",
+                {"name": "note.txt.gz", "data": "data:text/plain;base64,aGVsbG8="},
+            )
+            await wait_for(lambda: any("note.txt.gz" in r.uri for r in mcp.resources(sid)))
+            assert len(mcp.resources(sid)) == before + 1
