@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractAsyncContextManager
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import trio
@@ -119,5 +120,38 @@ async def test_other_failures_that_echo_the_session_id_do_not_show_it(
                 assert "no session" in str(error) and "<session id>" in str(error)
                 assert session not in shown(error)
                 echo.session = None
+            nursery.cancel_scope.cancel()
+    assert leaked(session, caplog) == []
+
+
+async def test_an_http_sse_session_id_echoed_in_an_error_does_not_show(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="opex_trio")
+    armed: list[str] = []
+
+    def echoing(record: HttpRecord) -> tuple[int, bytes] | None:
+        query = parse_qs(urlsplit(record.path).query)
+        session = (query.get("session_id") or [""])[0]
+        if armed and record.method == "POST" and session:
+            return 500, f"session {session} is on fire".encode()
+        return None
+
+    with trio.fail_after(BOUND):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                McpHttpServer(builtin_server(), legacy=True, intercept=echoing).serve
+            )
+            async with client_for(server.url) as client:
+                transport = client.transport
+                assert isinstance(transport, HttpTransport) and transport.mode == "sse"
+                assert transport.endpoint is not None
+                (session,) = parse_qs(urlsplit(transport.endpoint).query)["session_id"]
+                armed.append(session)
+                with pytest.raises(TransportError) as info:
+                    await client.call_tool("echo", {"message": "x"})
+                assert "on fire" in str(info.value) and "<session id>" in str(info.value)
+                assert session not in shown(info.value)
+                armed.clear()
             nursery.cancel_scope.cancel()
     assert leaked(session, caplog) == []
