@@ -67,6 +67,12 @@ def fail(message: str) -> str:
     raise ToolError(message)
 
 
+async def touch(uri: str, ctx: Context[Any, Any]) -> str:
+    """Announce that ``uri`` changed, to the clients watching it."""
+    await ctx.notify_resource_updated(uri)
+    return "touched"
+
+
 def greeting() -> str:
     """The text of ``peer://greeting``."""
     return "hello"
@@ -129,7 +135,7 @@ def build(*, modern_only: bool = False, tools_ttl_ms: int | None = None) -> Any:
                 await ctx.session.send_tool_list_changed()
         return name
 
-    for tool in (add, echo, progress, fail, grow):
+    for tool in (add, echo, progress, fail, touch, grow):
         app.add_tool(tool)
     app.resource("peer://greeting", name="greeting", mime_type="text/plain")(greeting)
     app.prompt(name="greet")(greet)
