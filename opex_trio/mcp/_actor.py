@@ -139,6 +139,9 @@ class Actor:
         self._deadlines = Deadlines(self._expire)
         self._renewing: trio.Event | None = None
         self._stale_below = 0
+        # trio.current_time, until run() knows the clock: calling the clock's
+        # own method spares every call two frames.
+        self._now: Callable[[], float] = trio.current_time
 
     @property
     def transport(self) -> Transport | None:
@@ -181,6 +184,7 @@ class Actor:
         """
         if self._session.state is not SessionState.NEW:
             raise OpexError(f"McpClient for {self.name!r} can run only once; make a new one")
+        self._now = trio.lowlevel.current_clock().current_time
         try:
             async with self._factory() as transport:
                 self._transport = transport
