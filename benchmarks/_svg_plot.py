@@ -28,16 +28,18 @@ def _nice_ticks(high: float, count: int = 5) -> list[float]:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 or value == 0 else f"{value:g}"
+    return f"{value:,.0f}" if value >= 100 or value == 0 else f"{value:.3g}"
 
 
 def strip_plot(
     panels: list[tuple[str, dict[str, list[list[float]]]]],
     title: str,
     notes: list[str],
+    *,
+    log: bool = False,
 ) -> str:
     """SVG text. ``panels``: (axis label, {client: [values of each round, one list per run]});
-    ``notes``: lines printed under the panels."""
+    ``notes``: lines printed under the panels; ``log``: logarithmic value axes."""
     width = MARGIN_L + len(panels) * (PANEL_W + GAP + MARGIN_L) - GAP - MARGIN_L + 60
     height = MARGIN_T + PANEL_H + MARGIN_B + 18 * len(notes)
     out = [
@@ -53,19 +55,36 @@ def strip_plot(
         )
     for index, (label, series) in enumerate(panels):
         left = MARGIN_L + index * (PANEL_W + GAP + MARGIN_L)
-        out.extend(_panel(left, label, series))
+        out.extend(_panel(left, label, series, log))
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
 
-def _panel(left: float, label: str, series: dict[str, list[list[float]]]) -> list[str]:
-    top, bottom = MARGIN_T, MARGIN_T + PANEL_H
-    high = max(v for runs in series.values() for run in runs for v in run)
-    ticks = _nice_ticks(high * 1.05)
-    scale = PANEL_H / ticks[-1]
+def _log_ticks(low: float, high: float) -> list[float]:
+    """1, 2 and 5 times the powers of ten from below ``low`` to above ``high``."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    ticks = [m * 10.0**e for e in range(first, last + 1) for m in (1, 2, 5)]
+    below = max(t for t in ticks if t <= low)
+    above = min(t for t in ticks if t >= high)
+    return [t for t in ticks if below <= t <= above]
 
-    def y(value: float) -> float:
-        return bottom - value * scale
+
+def _panel(left: float, label: str, series: dict[str, list[list[float]]], log: bool) -> list[str]:
+    top, bottom = MARGIN_T, MARGIN_T + PANEL_H
+    values = [v for runs in series.values() for run in runs for v in run]
+    if log:
+        ticks = _log_ticks(min(values), max(values))
+        low, span = math.log10(ticks[0]), math.log10(ticks[-1]) - math.log10(ticks[0])
+
+        def y(value: float) -> float:
+            return bottom - (math.log10(value) - low) / span * PANEL_H
+
+    else:
+        ticks = _nice_ticks(max(values) * 1.05)
+        scale = PANEL_H / ticks[-1]
+
+        def y(value: float) -> float:
+            return bottom - value * scale
 
     out = [
         f'<text x="{left + PANEL_W / 2}" y="{top - 10}" text-anchor="middle">'

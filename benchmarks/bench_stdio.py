@@ -406,11 +406,15 @@ def plot(data: dict[str, Any]) -> str:
     timeout = "timeout=None" if meta["opex_trio_timeout"] == "none" else "default timeout"
     return strip_plot(
         [
-            ("sequential round trip, p50 (us; lower is better)", series("seq_p50_us")),
-            ("throughput, 64 in flight (calls/s; higher is better)", series("throughput_per_s")),
+            ("sequential round trip p50, us (log scale; lower is better)", series("seq_p50_us")),
+            (
+                "throughput, 64 in flight, calls/s (log scale; higher is better)",
+                series("throughput_per_s"),
+            ),
         ],
         title=f"MCP over stdio: opex_trio ({timeout}), the hand-written client, the mcp SDK",
         notes=notes,
+        log=True,
     )
 
 
