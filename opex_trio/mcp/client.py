@@ -42,6 +42,7 @@ from ..errors import (
     UsageError,
 )
 from ..protocol.jsonrpc import RequestId
+from ..protocol.tasks import task_handle
 from ..protocol.types import (
     CallToolResult,
     CompleteResult,
@@ -63,6 +64,7 @@ from ..protocol.types import (
 )
 from ..protocol.versions import Features
 from ..transports.base import Outgoing
+from . import _tasks
 from ._actor import Actor
 from ._deadlines import TIMED_OUT
 from ._options import (
@@ -107,22 +109,20 @@ Timeout: TypeAlias = float | Literal["default"] | None
 """Seconds, ``None`` for no deadline, or ``"default"`` for the client's option."""
 
 
+@attrs.define
 class _Timing:
-    """The deadlines of one call.
+    """The deadlines of one call; never changed once made (``attrs.evolve`` makes another).
 
     ``deadline`` bounds the whole call, ``seconds`` after it began (``None``
     and infinity: no bound). ``idle`` is set when progress restarts the
     deadline: then the call also fails after ``idle`` seconds without progress.
-    Made for every call, so a plain slotted class: a frozen attrs class costs
-    a method call per field.
+    Made for every call, so not frozen: a frozen attrs class pays a method
+    call per field where this one assigns plainly.
     """
 
-    __slots__ = ("deadline", "idle", "seconds")
-
-    def __init__(self, seconds: float | None, deadline: float, idle: float | None) -> None:
-        self.seconds = seconds
-        self.deadline = deadline
-        self.idle = idle
+    seconds: float | None
+    deadline: float
+    idle: float | None
 
 
 def _result(reply: Reply) -> Mapping[str, Any]:
@@ -178,6 +178,18 @@ class McpClient(Actor):
     def features(self) -> Features | None:
         """What the negotiated protocol version allows, once connected."""
         return self._session.features
+
+    @property
+    def runs_tasks(self) -> bool:
+        """Whether the server declared that it runs tool calls as tasks (either era's way).
+
+        :meth:`call_tool` follows such a call to its end; see :mod:`opex_trio.mcp._tasks`.
+        """
+        features = self._session.features
+        result = self._session.initialize_result
+        if features is None or result is None:
+            return False
+        return _tasks.runs_tasks(result.capabilities, features.era)
 
     # -- requests
 
@@ -389,6 +401,7 @@ class McpClient(Actor):
         meta: Mapping[str, Any] | None = None,
         reset_on_progress: bool | None = None,
         max_total_timeout: Timeout = "default",
+        task: bool = False,
     ) -> CallToolResult:
         """Call a tool and return its result.
 
@@ -397,6 +410,13 @@ class McpClient(Actor):
         (unknown tool, bad params) raises :class:`McpError`. The deadlines are
         those of :meth:`request`: a long tool that reports progress can run
         past ``timeout`` with ``reset_on_progress``.
+
+        A server may run the call as a task (:attr:`runs_tasks`): the call then
+        follows the task until it ends, within the same deadlines, answers the
+        input it asks for with the client's handlers, and cancels it when the
+        caller is cancelled or the deadline passes. A modern server decides
+        alone; a legacy (2025-11-25) server runs a task when asked: ``task=True``,
+        which a tool whose ``execution.taskSupport`` is ``"required"`` needs.
         """
         if type(name) is not str or not name:
             raise ConfigError(f"tool name must be a non-empty string, got {name!r}")
@@ -410,17 +430,24 @@ class McpClient(Actor):
         params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
         if meta:
             params["_meta"] = dict(meta)
-        try:
-            # What request() and _request() do, without their frames: this is
-            # every tool call's path.
-            self._check_usable()
-            timing = self._timing(timeout, reset_on_progress, max_total_timeout)
-            reply = await self._exchange("tools/call", params, timing, progress)
-            if reply.refused:
-                reply = await self._resend("tools/call", params, timing, progress)
-            result = _result(reply)
-        except ConfigError as exc:
-            raise ConfigError(f"arguments of tool {name!r} cannot be sent: {exc}") from exc
+        self._check_usable()
+        timing = self._timing(timeout, reset_on_progress, max_total_timeout)
+        if task and self.runs_tasks:
+            result = await _tasks.call_tool(self, name, params, timing, progress, ask_task=True)
+        else:
+            # What _tasks.call_tool does when no task is asked for, without its
+            # frames and those of _request(): this is every tool call's path.
+            try:
+                reply = await self._exchange("tools/call", params, timing, progress)
+                if reply.refused:
+                    reply = await self._resend("tools/call", params, timing, progress)
+                result = _result(reply)
+            except ConfigError as exc:
+                # Raised where the request is encoded: the arguments cannot be sent.
+                raise ConfigError(f"arguments of tool {name!r} cannot be sent: {exc}") from exc
+            handle = task_handle(result, legacy=False)
+            if handle is not None:
+                result = await _tasks.follow(self, name, handle, timing, progress)
         try:
             return CallToolResult.from_dict(result)
         except ProtocolError as exc:
