@@ -32,7 +32,11 @@ class Reply:
     def set(self, result: Mapping[str, Any]) -> None:
         if not self.done:
             self.result = result
-            self._wake()
+            # _wake(), written out: every response comes this way.
+            self.done = True
+            waiter, self._waiter = self._waiter, None
+            if waiter is not None:
+                trio.lowlevel.reschedule(waiter)
 
     def fail(self, error: BaseException) -> None:
         if not self.done:

@@ -445,7 +445,8 @@ class McpClient(Actor):
             except ConfigError as exc:
                 # Raised where the request is encoded: the arguments cannot be sent.
                 raise ConfigError(f"arguments of tool {name!r} cannot be sent: {exc}") from exc
-            handle = task_handle(result, legacy=False)
+            # Only a result with a resultType can be a task handle.
+            handle = task_handle(result, legacy=False) if "resultType" in result else None
             if handle is not None:
                 result = await _tasks.follow(self, name, handle, timing, progress)
         try:
