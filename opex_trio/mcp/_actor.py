@@ -433,7 +433,11 @@ class Actor:
                 reply.fail(failure.error)
                 continue
             for event in self._session.receive_data(data):
-                self._dispatch(event)
+                if type(event) is ResponseReceived:
+                    # _dispatch's first case, without its frame: nearly every message.
+                    event.context.set(event.result)
+                else:
+                    self._dispatch(event)
             self._flush()
 
     def _on_too_large(self, exc: MessageTooLargeError) -> None:
