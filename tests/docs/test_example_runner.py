@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from tests.docs.examples import (
     Example,
@@ -271,3 +272,21 @@ async def test_console_commands_run_the_real_command(tmp_path: Path) -> None:
     report = await run_example(wrong, tmp_path / "wrong")
     assert report is not None
     assert "command: $ opex-trio --server mcp-server-time tools list (exit status 0)" in report
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+async def test_nothing_the_example_started_outlives_it(tmp_path: Path) -> None:
+    background = example("sleep 300 &\necho $!\n", language="sh")
+    assert await run_example(background, tmp_path) is None
+    pid = int((tmp_path / "stdout").read_text())
+    with trio.fail_after(30):
+        while alive(pid):
+            await trio.sleep(0.05)
