@@ -119,6 +119,7 @@ def test_a_page_parses_into_its_examples() -> None:
         ("Text.\n\n```output\nhi\n```\n", "must follow a runnable block"),
         ("```python\npass\n```\nText.\n```output\nhi\n```\n", "must follow a runnable block"),
         ("```python\npass\n", "never closes"),
+        ("```console\n$ echo hi\n```\n\n```output\nhi\n```\n", "each command's output"),
         ("```python\npass\n```\n<!-- docs: exit 1 -->\n", "end of the page"),
     ],
 )
