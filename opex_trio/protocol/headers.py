@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 HEADER_KEY: Final = "x-mcp-header"
+"""The ``inputSchema`` key that marks a tool argument to be sent as an HTTP header too."""
 _NAMED: Final = {
     "tools/call": "name",
     "prompts/get": "name",

@@ -22,8 +22,10 @@ and no schema validation; MCP-level meaning lives in :mod:`.types` and
 from __future__ import annotations
 
 import json
+import json.encoder
+import json.scanner
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
 import attrs
@@ -61,22 +63,35 @@ __all__ = [
 ]
 
 RequestId: TypeAlias = str | int
+"""The id of a JSON-RPC request."""
 
 # Standard JSON-RPC 2.0 codes.
 PARSE_ERROR: Final = -32700
+"""JSON-RPC: the message was not valid JSON."""
 INVALID_REQUEST: Final = -32600
+"""JSON-RPC: the message was not a valid request."""
 METHOD_NOT_FOUND: Final = -32601
+"""JSON-RPC: the method does not exist or is not offered."""
 INVALID_PARAMS: Final = -32602
+"""JSON-RPC: the parameters were invalid."""
 INTERNAL_ERROR: Final = -32603
+"""JSON-RPC: the receiver failed internally."""
 # Codes MCP implementations use in the implementation-defined range.
 CONNECTION_CLOSED: Final = -32000
+"""MCP: the connection closed before the answer came."""
 REQUEST_TIMEOUT: Final = -32001
+"""MCP: the request timed out."""
 RESOURCE_NOT_FOUND: Final = -32002
+"""MCP: no resource has the requested URI."""
 URL_ELICITATION_REQUIRED: Final = -32042
+"""MCP: the person must first visit a URL (``UrlElicitationRequiredError``)."""
 # Codes the 2026-07-28 revision reserves for the specification.
 HEADER_MISMATCH: Final = -32020
+"""MCP 2026-07-28: an HTTP header disagrees with the request body."""
 MISSING_REQUIRED_CLIENT_CAPABILITY: Final = -32021
+"""MCP 2026-07-28: the request needs a client capability that was not declared."""
 UNSUPPORTED_PROTOCOL_VERSION: Final = -32022
+"""MCP 2026-07-28: the server does not speak the requested version."""
 
 
 @attrs.frozen(slots=True)
@@ -154,6 +169,7 @@ class ErrorResponse:
 
 
 Message: TypeAlias = Request | Notification | Response | ErrorResponse
+"""Any JSON-RPC message."""
 
 
 class IdAllocator:
@@ -299,7 +315,14 @@ def decode(data: bytes | str, *, allow_batch: bool = False) -> list[Message | Pr
     """
     try:
         # Decoding to str first spares json.loads its encoding detection.
-        obj = _loads(data.decode("utf-8") if isinstance(data, bytes | bytearray) else data)
+        text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+        try:
+            obj, end = _scan(text, 0)
+        except (StopIteration, ValueError, RecursionError):
+            end = -1
+        if end != len(text):
+            # Not one JSON value alone: the full decoder says what is wrong.
+            obj = _loads(text)
     except (ValueError, RecursionError) as exc:
         # UnicodeDecodeError is a ValueError, so undecodable bytes land here too.
         preview = data[:80] if isinstance(data, str) else data[:80].decode("utf-8", "replace")
@@ -325,7 +348,41 @@ def decode(data: bytes | str, *, allow_batch: bool = False) -> list[Message | Pr
 
 
 _loads = json.JSONDecoder().decode
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+# The C scanner under _loads: a message that is one JSON value and nothing
+# more (every one a well-behaved peer sends) skips the two Python frames and
+# two regular-expression matches around it; anything else takes _loads.
+_scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    json.JSONDecoder()  # type: ignore[arg-type]  # typeshed types the argument as the scanner
+)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_dumps = _ENCODER.encode
+
+
+def _c_encoder() -> Callable[[Any, int], Sequence[str]] | None:
+    """The C encoder ``_dumps`` makes afresh for each call, made once.
+
+    It is made without a circular-reference check, whose state would outlive
+    a failed call; a value it cannot encode (a cycle, NaN, an unknown type)
+    goes through ``_dumps`` again, which raises the error it always did.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return None
+    encoder: Callable[[Any, int], Sequence[str]] = make(
+        None,
+        _ENCODER.default,
+        json.encoder.encode_basestring,
+        None,
+        _ENCODER.key_separator,
+        _ENCODER.item_separator,
+        False,
+        False,
+        False,
+    )
+    return encoder
+
+
+_iterencode = _c_encoder()
 
 
 class PreEncoded(dict[str, Any]):
@@ -348,24 +405,31 @@ def encode(message: Message) -> bytes:
     Raises :class:`~opex_trio.errors.ConfigError` (naming the message) when its
     params hold something JSON cannot carry, such as NaN or an arbitrary object.
     """
+    if type(message) is Request and message.params is not None:
+        meta = message.params.get("_meta")
+        if type(meta) is PreEncoded:
+            rest = dict(message.params)
+            del rest["_meta"]
+            head = _text(
+                {"jsonrpc": "2.0", "id": message.id, "method": message.method, "params": rest},
+                message,
+            )
+            # ``head`` ends with the params object's brace and the message's.
+            return f'{head[:-2]}{"," if rest else ""}"_meta":{meta.text}}}}}'.encode()
+    return _text(message.to_dict(), message).encode("utf-8")
+
+
+def _text(obj: Any, message: Message) -> str:
+    if _iterencode is not None:
+        try:
+            return "".join(_iterencode(obj, 0))
+        except (TypeError, ValueError, RecursionError):
+            pass  # _dumps below raises the error it always did
     try:
-        if type(message) is Request and message.params is not None:
-            meta = message.params.get("_meta")
-            if type(meta) is PreEncoded:
-                return _with_meta(message, meta)
-        return _dumps(message.to_dict()).encode("utf-8")
+        return _dumps(obj)
     except (TypeError, ValueError) as exc:
         what = getattr(message, "method", None) or f"response {getattr(message, 'id', None)!r}"
         raise ConfigError(f"cannot encode {what} as JSON: {exc}") from exc
-
-
-def _with_meta(message: Request, meta: PreEncoded) -> bytes:
-    assert message.params is not None
-    rest = dict(message.params)
-    del rest["_meta"]
-    head = _dumps({"jsonrpc": "2.0", "id": message.id, "method": message.method, "params": rest})
-    # ``head`` ends with the params object's brace and the message's.
-    return f'{head[:-2]}{"," if rest else ""}"_meta":{meta.text}}}}}'.encode()
 
 
 def encode_many(messages: list[Message]) -> bytes:
