@@ -198,6 +198,15 @@ def doc_comment(module_name: str, name: str) -> list[str]:
 SHORT_VALUE_TYPES = (bool, int, float, str, bytes)
 
 
+def inherits_from_private(cls: type) -> bool:
+    """Whether ``cls`` has a base class of this project that is not public itself."""
+    return any(
+        base.__module__.startswith("opex_trio")
+        and ("._" in f".{base.__module__}" or base.__name__.startswith("_"))
+        for base in cls.__mro__[1:]
+    )
+
+
 def autodoc_lines(module_name: str) -> list[str]:
     """ReStructuredText for one module: its docstring, its entries, its re-exports."""
     module: ModuleType = importlib.import_module(module_name)
@@ -213,6 +222,10 @@ def autodoc_lines(module_name: str) -> list[str]:
             continue
         if kind in {"class", "exception"}:
             lines += [f".. auto{kind}:: {entry.path}", "   :members:", "   :show-inheritance:"]
+            if inherits_from_private(entry.obj):
+                # Methods a public class takes from a private base of ours
+                # (McpClient's request path, say) are part of its API.
+                lines.append("   :inherited-members:")
             if issubclass(entry.obj, enum.Enum):
                 lines.append("   :undoc-members:")
         elif kind == "function":

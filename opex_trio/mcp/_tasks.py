@@ -62,7 +62,8 @@ from ._inbound import answer
 from ._options import ProgressCallback
 
 if TYPE_CHECKING:
-    from .client import McpClient, _Timing
+    from ._request_path import Timing as _Timing
+    from .client import McpClient
 
 __all__ = ["call_tool", "follow", "runs_tasks"]
 
