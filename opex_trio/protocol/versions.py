@@ -91,6 +91,7 @@ LATEST_LEGACY_VERSION: Final = LEGACY_VERSIONS[0]
 LATEST_VERSION: Final = MODERN_VERSIONS[0]
 """The newest version this client knows of."""
 SUPPORTED_VERSIONS: Final = MODERN_VERSIONS + LEGACY_VERSIONS
+"""Every version this client speaks, modern first, newest first."""
 
 
 def _row(
@@ -140,6 +141,7 @@ FEATURES: Final[dict[str, Features]] = {
         drop=frozenset({"tasks", "session_ids", "resumable_streams"}),
     ),
 }
+"""What each known version has, by version."""
 
 
 def is_supported(version: str) -> bool:

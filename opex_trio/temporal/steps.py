@@ -38,8 +38,11 @@ __all__ = [
 ]
 
 WORKFLOW_NAME = "opex_trio.chat"
+"""The name the durable chat workflow is registered under."""
 MODEL_ACTIVITY = "opex_trio.model_call"
+"""The name of the activity that makes one model call."""
 TOOL_ACTIVITY = "opex_trio.tool_call"
+"""The name of the activity that makes one tool call."""
 
 
 def step_key(run_id: str, turn: int, step: str) -> str:

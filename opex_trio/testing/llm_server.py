@@ -182,6 +182,7 @@ class RawReply:
 
 
 Reply: TypeAlias = JSONReply | SSEReply | ResetReply | StallReply | RawReply
+"""Any reply the server can give."""
 Handler: TypeAlias = Callable[[RecordedRequest], "Reply | Awaitable[Reply]"]
 
 

@@ -27,6 +27,7 @@ from ._params import (
 __all__ = ["HttpMode", "HttpParameters", "origin", "safe_url"]
 
 HttpMode = Literal["auto", "streamable-http", "sse"]
+"""Which HTTP transport to speak: detect, Streamable HTTP, or the older HTTP+SSE."""
 
 # Header names a user may not set through ``headers``: the transport owns them.
 _RESERVED_HEADERS = frozenset(
