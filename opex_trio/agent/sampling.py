@@ -5,6 +5,14 @@ write something. :func:`sampling_handler` builds the handler that does it with
 an :class:`~opex_trio.llm.client.Client`; pass it as
 ``ClientOptions(sampling_handler=...)`` (opt-in: without it the client does
 not declare the sampling capability and servers cannot ask).
+
+The handler does tool use too (SEP-1577), and says so: the client declares
+``sampling.tools`` with it. The request's ``tools`` are offered to the model
+as function tools and ``toolChoice`` becomes ``tool_choice``; when the model
+calls tools, the result holds a ``tool_use`` block per call and the stop
+reason ``"toolUse"``. The server runs the tools and sends the history back
+with ``tool_result`` blocks, which reach the model as ``tool`` messages: the
+server's own tool loop, through the client's model.
 """
 
 from __future__ import annotations
@@ -16,46 +24,20 @@ from ..llm.client import Client
 from ..protocol.types import (
     CreateMessageParams,
     CreateMessageResult,
-    ImageContent,
-    SamplingMessage,
     TextContent,
+    ToolUseContent,
+)
+from ._sampling_format import (
+    openai_messages,
+    openai_tool_choice,
+    openai_tools,
+    sampling_content,
 )
 
-__all__ = ["model_hints", "sampling_handler"]
+__all__ = ["SamplingModel", "model_hints", "sampling_handler"]
 
 # How OpenAI finish reasons map to MCP stop reasons.
 _STOP_REASONS = {"stop": "endTurn", "length": "maxTokens", "tool_calls": "toolUse"}
-
-
-def _content_parts(message: SamplingMessage) -> list[dict[str, Any]]:
-    blocks = message.content if isinstance(message.content, tuple) else (message.content,)
-    parts: list[dict[str, Any]] = []
-    for block in blocks:
-        if isinstance(block, TextContent):
-            parts.append({"type": "text", "text": block.text})
-        elif isinstance(block, ImageContent):
-            parts.append(
-                {
-                    "type": "image_url",
-                    "image_url": {"url": f"data:{block.mime_type};base64,{block.data}"},
-                }
-            )
-        else:
-            parts.append({"type": "text", "text": f"[{type(block).__name__} not shown]"})
-    return parts
-
-
-def _openai_messages(params: CreateMessageParams) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    if params.system_prompt:
-        out.append({"role": "system", "content": params.system_prompt})
-    for message in params.messages:
-        parts = _content_parts(message)
-        if all(p["type"] == "text" for p in parts):
-            out.append({"role": message.role, "content": "\n".join(p["text"] for p in parts)})
-        else:
-            out.append({"role": message.role, "content": parts})
-    return out
 
 
 def model_hints(params: CreateMessageParams) -> Sequence[str]:
@@ -65,37 +47,79 @@ def model_hints(params: CreateMessageParams) -> Sequence[str]:
     return [h["name"] for h in hints if isinstance(h, Mapping) and isinstance(h.get("name"), str)]
 
 
+class SamplingModel:
+    """A ``sampling/createMessage`` handler that asks a :class:`Client`'s model.
+
+    Built by :func:`sampling_handler`; calling it answers one request.
+    ``sampling_features`` tells :class:`~opex_trio.mcp.client.ClientOptions`
+    what to declare: tool use.
+    """
+
+    sampling_features = ("tools",)
+
+    def __init__(
+        self,
+        client: Client,
+        model: str | Callable[[CreateMessageParams], str],
+        max_tokens: int | None,
+        llm_options: Mapping[str, Any],
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.max_tokens = max_tokens
+        self.llm_options = dict(llm_options)
+
+    async def __call__(self, params: CreateMessageParams) -> CreateMessageResult:
+        """The model's answer to ``params``."""
+        chosen = self.model(params) if callable(self.model) else self.model
+        limit = self.max_tokens
+        tokens = params.max_tokens if limit is None else min(params.max_tokens, limit)
+        options: dict[str, Any] = {"max_tokens": tokens, **self.llm_options}
+        if params.temperature is not None:
+            options.setdefault("temperature", params.temperature)
+        if params.stop_sequences:
+            options.setdefault("stop", list(params.stop_sequences))
+        tools = openai_tools(params)
+        choice = openai_tool_choice(params)
+        if tools is not None:
+            options["tools"] = tools
+            if choice is not None:
+                options["tool_choice"] = choice
+        completion = await self.client.chat_completion(
+            model=chosen, messages=openai_messages(params), **options
+        )
+        message = completion.message
+        blocks = sampling_content(message.to_dict())
+        reason = completion.finish_reason
+        stop = _STOP_REASONS.get(reason or "", reason)
+        if any(isinstance(b, ToolUseContent) for b in blocks):
+            stop = "toolUse"
+        content: Any
+        if tools is None and not any(isinstance(b, ToolUseContent) for b in blocks):
+            # A plain request gets one text block, as every revision reads it.
+            content = TextContent(completion.content or "")
+        else:
+            content = tuple(blocks) or TextContent("")
+        return CreateMessageResult(
+            role="assistant",
+            content=content,
+            model=completion.model or chosen,
+            stop_reason=stop,
+        )
+
+
 def sampling_handler(
     client: Client,
     *,
     model: str | Callable[[CreateMessageParams], str],
     max_tokens: int | None = None,
     **llm_options: Any,
-) -> Callable[[CreateMessageParams], Any]:
+) -> SamplingModel:
     """A ``sampling/createMessage`` handler that asks ``client``'s model.
 
     ``model`` is a model name, or a function choosing one from the request
     (its ``model_preferences`` hints, for example). ``max_tokens`` caps what a
     server may ask for. Other keyword arguments go to every model request.
+    The handler does tool use (see the module's docstring).
     """
-
-    async def handle(params: CreateMessageParams) -> CreateMessageResult:
-        chosen = model(params) if callable(model) else model
-        tokens = params.max_tokens if max_tokens is None else min(params.max_tokens, max_tokens)
-        options: dict[str, Any] = {"max_tokens": tokens, **llm_options}
-        if params.temperature is not None:
-            options.setdefault("temperature", params.temperature)
-        if params.stop_sequences:
-            options.setdefault("stop", list(params.stop_sequences))
-        completion = await client.chat_completion(
-            model=chosen, messages=_openai_messages(params), **options
-        )
-        reason = completion.finish_reason
-        return CreateMessageResult(
-            role="assistant",
-            content=TextContent(completion.content or ""),
-            model=completion.model or chosen,
-            stop_reason=_STOP_REASONS.get(reason or "", reason),
-        )
-
-    return handle
+    return SamplingModel(client, model, max_tokens, llm_options)

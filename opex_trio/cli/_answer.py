@@ -58,24 +58,28 @@ def make_chat(args: argparse.Namespace, env: Env, ui: Ui, *, streamed: bool = Tr
     assert env.model is not None
     if streamed:
         # The stream's events show the tool calls and their progress.
-        return Chat(
+        chat = Chat(
             env.model.client,
             mcp=env.mcp,
             max_turns=args.max_turns,
             tool_timeout=args.tool_timeout or None,
         )
+    else:
 
-    def finished(tool_call_id: str, name: str, result: ToolResult, context: Any) -> None:
-        ui.tool_finished(result)
+        def finished(tool_call_id: str, name: str, result: ToolResult, context: Any) -> None:
+            ui.tool_finished(result)
 
-    return Chat(
-        env.model.client,
-        mcp=env.mcp,
-        max_turns=args.max_turns,
-        tool_timeout=args.tool_timeout or None,
-        on_progress=ui.tool_progress,
-        on_tool_result=finished,
-    )
+        chat = Chat(
+            env.model.client,
+            mcp=env.mcp,
+            max_turns=args.max_turns,
+            tool_timeout=args.tool_timeout or None,
+            on_progress=ui.tool_progress,
+            on_tool_result=finished,
+        )
+    if env.person is not None and env.person.approve is not None:
+        chat.before_tool_call = env.person.approval_hook(chat.tool_index)
+    return chat
 
 
 async def answer(

@@ -16,6 +16,7 @@ from ._auth import add_auth_parser
 from ._durable import add_durable_options, add_worker_options
 from ._errors import EXIT_STATUSES, EXIT_USAGE, CliError
 from ._model import LOCAL_MAX_TOKENS, MAX_TOKENS
+from ._person import APPROVE_WHEN
 
 __all__ = ["build_parser", "merge"]
 
@@ -158,7 +159,8 @@ def _add_model_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         metavar="SECONDS",
         type=_seconds,
         default=default(60.0),
-        help="the deadline of one tool call; 0 for none (default 60)",
+        help="the deadline of one tool call, the time you take to answer its server's "
+        "questions included; 0 for none (default 60)",
     )
     group.add_argument(
         "--max-tokens",
@@ -167,6 +169,39 @@ def _add_model_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default=default(None),
         help=f"at most this many tokens per model answer; 0 for the model's own limit "
         f"(default {MAX_TOKENS}; {LOCAL_MAX_TOKENS} for the embedded model)",
+    )
+
+
+def _approve_when(text: str) -> str:
+    if text not in APPROVE_WHEN:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a value of --approve: give --approve (every tool) or "
+            "--approve=writes (tools not annotated read-only), after the prompt or with '='"
+        )
+    return text
+
+
+def _add_person_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("a person in the loop")
+    group.add_argument(
+        "--approve",
+        metavar="WHEN",
+        nargs="?",
+        const="all",
+        default=None,
+        type=_approve_when,
+        help="ask before a tool runs, showing the tool, its server and its arguments; a no "
+        "tells the model you declined. --approve or --approve=all: every tool; "
+        "--approve=writes: only tools their server does not annotate read-only. When stdin "
+        "is not a terminal nobody is asked: such calls are refused",
+    )
+    group.add_argument(
+        "--allow-sampling",
+        action="store_true",
+        help="let servers ask the model (MCP sampling) without asking you first; without it "
+        "you are asked, and when stdin is not a terminal their requests are refused. "
+        "A server's requests for input (MCP elicitation) are always asked on the terminal "
+        "(form fields with their defaults, or a page to open), and declined off one",
     )
 
 
@@ -197,14 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
             _add_model_options(sub, top=False)
         return sub
 
-    command(
+    chat = command(
         "chat",
         "an interactive session: type a message, read the answer as it streams; "
         "Ctrl-C cancels the answer, Ctrl-C at the prompt (or Ctrl-D) quits",
         model=True,
     )
+    _add_person_options(chat)
     run = command("run", "ask once and print the answer", model=True)
     run.add_argument("prompt", help="the message to the model")
+    _add_person_options(run)
     run.add_argument(
         "--json",
         action="store_true",

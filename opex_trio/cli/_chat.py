@@ -15,6 +15,7 @@ from ._answer import answer, answer_whole, check_answered, local_hint, make_chat
 from ._environment import environment
 from ._errors import EXIT_FAILURE, EXIT_OK, CliError, describe
 from ._interrupts import Interrupts
+from ._person import Person
 from ._prompt import LinePrompt
 from ._ui import Ui
 
@@ -23,7 +24,8 @@ __all__ = ["chat_command", "run_command"]
 
 async def run_command(args: argparse.Namespace, ui: Ui) -> int:
     """``opex-trio run PROMPT``: one answer, streamed or as JSON."""
-    async with environment(args, ui, with_model=True) as env:
+    person = Person.for_command(args, ui)
+    async with environment(args, ui, with_model=True, person=person) as env:
         assert env.model is not None
         chat = make_chat(args, env, ui, streamed=not args.json)
         messages = [{"role": "user", "content": args.prompt}]
@@ -65,7 +67,8 @@ async def _converse(
     args: argparse.Namespace, ui: Ui, interrupts: Interrupts, prompt: LinePrompt
 ) -> int:
     interactive = prompt.interactive
-    async with environment(args, ui, with_model=True) as env:
+    person = Person.for_command(args, ui)
+    async with environment(args, ui, with_model=True, person=person) as env:
         chat = make_chat(args, env, ui)
         if interactive:
             ui.notice("type a message; Ctrl-C cancels an answer; Ctrl-D or Ctrl-C here quits")

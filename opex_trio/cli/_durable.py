@@ -117,6 +117,12 @@ def worker(args: argparse.Namespace, ui: Ui) -> int:
 
 async def run_durable(args: argparse.Namespace, ui: Ui) -> int:
     """``opex-trio run --durable PROMPT``: one durable chat; print its answer."""
+    if args.approve or args.allow_sampling:
+        raise CliError(
+            "run --durable cannot ask a person: its tools run in a worker; leave out "
+            "--approve and --allow-sampling",
+            EXIT_USAGE,
+        )
     temporal = _temporal()
     if not args.model:
         raise CliError(

@@ -13,10 +13,11 @@ import trio
 
 from ..auth import FileTokenStore
 from ..llm.local import missing_local_model
-from ..mcp.manager import SessionManager
+from ..mcp.manager import ServerOptions, SessionManager
 from ._auth import with_login
 from ._errors import EXIT_NO_MODEL, EXIT_USAGE, CliError
 from ._model import OpenModel, choose_model, no_model_message, open_model
+from ._person import Person
 from ._servers import (
     Started,
     check_started,
@@ -35,20 +36,31 @@ logger = logging.getLogger("opex_trio.cli")
 
 @attrs.frozen
 class Env:
-    """What a command works with: the servers, how each start went, and the model."""
+    """What a command works with: the servers, how each start went, and the model.
+
+    ``person`` answers the servers' requests and approves tool calls, when the
+    command keeps a person in the loop.
+    """
 
     mcp: SessionManager
     started: list[Started]
     model: OpenModel | None
+    person: Person | None = None
 
 
 @asynccontextmanager
 async def environment(
-    args: argparse.Namespace, ui: Ui, *, with_model: bool, strict: bool = True
+    args: argparse.Namespace,
+    ui: Ui,
+    *,
+    with_model: bool,
+    strict: bool = True,
+    person: Person | None = None,
 ) -> AsyncIterator[Env]:
     """Start the servers (and open the model when ``with_model``); stop them all on exit.
 
     With ``strict``, a server that did not start is an error; else it is only reported.
+    With ``person``, the servers' sampling and elicitation requests go to the person.
     """
     # A remote server that answers 401 gets a login (browser, or the URL shown with
     # --no-browser); tokens are kept in the user's token file for the next command.
@@ -76,7 +88,8 @@ async def environment(
         invalid = stack.enter_context(watch_invalid_output())
         view = StartupView(ui)
         # The servers start in the background while the model is opened.
-        await start_servers(mcp, configs)
+        options = ServerOptions(client=person.client_options()) if person is not None else None
+        await start_servers(mcp, configs, options=options)
         model = None
         if choice is not None:
             model = await stack.enter_async_context(
@@ -100,4 +113,6 @@ async def environment(
             check_started(started, timeout, invalid.first)
         if model is not None:
             ui.notice(model.describe())
-        yield Env(mcp, started, model)
+        if person is not None:
+            person.model = model
+        yield Env(mcp, started, model, person)

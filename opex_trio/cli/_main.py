@@ -20,6 +20,8 @@ status; ``-v`` adds the traceback and the library's log.
 Where things live: ``_args`` (the command line), ``_interrupts`` (signals),
 ``_environment`` (servers and model, started for a command), ``_chat`` (the
 ``run`` and ``chat`` commands) with ``_answer`` (one answer, shown),
+``_person`` (``--approve``, and the servers' sampling requests put to the
+person) with ``_elicit`` (their requests for input, asked field by field),
 ``_tools`` (the ``tools`` and ``servers`` commands), ``_ui`` (the screen).
 """
 

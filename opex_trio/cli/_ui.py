@@ -143,6 +143,10 @@ class Ui:
         """A line of information: which model, a cancelled turn."""
         self._line(f"opex-trio: {text}")
 
+    def line(self, text: str) -> None:
+        """A line on stderr as it is: a question's details, what was asked and answered."""
+        self._line(text)
+
     def error(self, text: str) -> None:
         """The one line that says what failed."""
         self._line(f"opex-trio: error: {text}")

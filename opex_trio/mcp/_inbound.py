@@ -23,7 +23,7 @@ from ..errors import ConfigError, McpError
 from ..protocol import jsonrpc
 from ..protocol.jsonrpc import Request
 from ..protocol.session import LogReceived, ProgressReceived
-from ..protocol.types import CreateMessageParams, ElicitParams, McpType
+from ..protocol.types import CreateMessageParams, ElicitParams, McpType, sampling_problem
 from ._options import (
     LOG_LEVELS,
     ClientOptions,
@@ -129,6 +129,7 @@ async def answer(
     if request.method == "sampling/createMessage" and options.sampling_handler is not None:
         sample: Any = options.sampling_handler
         message = CreateMessageParams.from_dict(params)
+        _check_sampling(options, message)
         result = await (sample(message, server) if _takes(sample, 2) else sample(message))
         return _as_dict(result)
     if request.method == "elicitation/create" and options.elicitation_handler is not None:
@@ -153,6 +154,21 @@ async def answer(
                 )
         return answered
     raise McpError(jsonrpc.METHOD_NOT_FOUND, f"method not supported: {request.method}")
+
+
+def _check_sampling(options: ClientOptions, message: CreateMessageParams) -> None:
+    # The spec: tools or toolChoice without the sampling.tools capability is an error.
+    if (message.tools is not None or message.tool_choice is not None) and (
+        "tools" not in options.declared_sampling()
+    ):
+        raise McpError(
+            jsonrpc.INVALID_PARAMS,
+            "sampling with tools was not declared by this client "
+            "(no sampling.tools capability); send the request without tools or toolChoice",
+        )
+    problem = sampling_problem(message)
+    if problem is not None:
+        raise McpError(jsonrpc.INVALID_PARAMS, f"invalid sampling messages: {problem}")
 
 
 def _takes(function: Callable[..., Any], count: int) -> bool:

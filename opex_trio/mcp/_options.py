@@ -100,6 +100,9 @@ Notice: TypeAlias = (
 ELICITATION_MODES = ("form", "url")
 """The elicitation modes of the protocol."""
 
+SAMPLING_FEATURES = ("tools", "context")
+"""What a sampling handler may do beyond plain messages: tool use, and ``includeContext``."""
+
 LOG_LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -133,6 +136,10 @@ def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
+def _optional_str_tuple(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else _str_tuple(value)
+
+
 @attrs.frozen
 class ClientOptions:
     """How an :class:`~opex_trio.mcp.client.McpClient` behaves; every field has a sensible default.
@@ -144,6 +151,13 @@ class ClientOptions:
     ``elicitation_modes`` are the modes the elicitation handler can do:
     ``"form"`` (fields the person fills in) and ``"url"`` (a page the person
     opens); only these are declared, and a request in another mode is refused.
+    ``sampling_features`` are what the sampling handler can do beyond plain
+    messages: ``"tools"`` (tool use, SEP-1577) and ``"context"``
+    (``includeContext``); ``None`` takes them from the handler's own
+    ``sampling_features`` attribute (the stock
+    :func:`~opex_trio.agent.sampling.sampling_handler` says ``("tools",)``), and
+    a request with ``tools`` or ``toolChoice`` the client did not declare is
+    refused with invalid params.
     ``on_log`` receives the server's log messages (they also go to the
     ``opex_trio.mcp`` logger). ``mailbox_size`` bounds the queue of messages
     waiting for the writer.
@@ -177,6 +191,18 @@ class ClientOptions:
     elicitation_modes: tuple[str, ...] = attrs.field(default=("form",), converter=_str_tuple)
     reset_on_progress: bool = False
     max_total_timeout: float | None = None
+    sampling_features: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_optional_str_tuple
+    )
+
+    def declared_sampling(self) -> tuple[str, ...]:
+        """The sampling features declared: none without a handler."""
+        if self.sampling_handler is None:
+            return ()
+        if self.sampling_features is not None:
+            return self.sampling_features
+        said = getattr(self.sampling_handler, "sampling_features", ())
+        return tuple(f for f in said if f in SAMPLING_FEATURES)
 
     def capabilities(self) -> dict[str, Any]:
         """The client capabilities object these options declare."""
@@ -184,7 +210,7 @@ class ClientOptions:
         if self.roots is not None:
             caps["roots"] = {"listChanged": True}
         if self.sampling_handler is not None:
-            caps["sampling"] = {}
+            caps["sampling"] = {feature: {} for feature in self.declared_sampling()}
         if self.elicitation_handler is not None:
             caps["elicitation"] = {mode: {} for mode in self.elicitation_modes}
         return caps
@@ -193,6 +219,15 @@ class ClientOptions:
     def _check_roots(self, _: Any, roots: RootsProvider | None) -> None:
         if roots is not None and not callable(roots):
             checked_roots(roots)
+
+    @sampling_features.validator
+    def _check_sampling(self, _: Any, features: tuple[str, ...] | None) -> None:
+        unknown = [f for f in features or () if f not in SAMPLING_FEATURES]
+        if unknown:
+            raise ConfigError(
+                f"sampling_features must be some of {', '.join(SAMPLING_FEATURES)}, "
+                f"got {features!r}"
+            )
 
     @elicitation_modes.validator
     def _check_modes(self, _: Any, modes: tuple[str, ...]) -> None:

@@ -23,7 +23,12 @@ from ._model import (
     _str,
     _type,
 )
-from .content import ContentBlock, _content_one_or_many
+from .content import (
+    SamplingContent,
+    ToolResultContent,
+    ToolUseContent,
+    _content_one_or_many,
+)
 
 __all__ = [
     "CreateMessageParams",
@@ -33,6 +38,8 @@ __all__ = [
     "ListRootsResult",
     "Root",
     "SamplingMessage",
+    "blocks_of",
+    "sampling_problem",
 ]
 
 
@@ -63,7 +70,7 @@ class SamplingMessage(McpType):
     """One message of a sampling request: one content block, or several since 2025-11-25."""
 
     role: str = attrs.field(metadata=_meta("role", _str, required=True))
-    content: ContentBlock | tuple[ContentBlock, ...] = attrs.field(
+    content: SamplingContent | tuple[SamplingContent, ...] = attrs.field(
         metadata=_meta("content", _content_one_or_many, required=True)
     )
     meta: Mapping[str, Any] | None = attrs.field(
@@ -110,12 +117,43 @@ class CreateMessageParams(McpType):
     extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
 
 
+def blocks_of(message: SamplingMessage | CreateMessageResult) -> tuple[SamplingContent, ...]:
+    """The content blocks of a sampling message, one or several, as a tuple."""
+    content = message.content
+    return content if isinstance(content, tuple) else (content,)
+
+
+def sampling_problem(params: CreateMessageParams) -> str | None:
+    """Why ``params`` break the rules of tool use in sampling, or ``None`` when they keep them.
+
+    A message with tool results holds nothing else, and the message after one
+    with tool uses answers every one of them (by id) before anything else.
+    """
+    waiting: set[str] = set()
+    for index, message in enumerate(params.messages):
+        blocks = blocks_of(message)
+        results = [b for b in blocks if isinstance(b, ToolResultContent)]
+        if results and len(results) != len(blocks):
+            return f"message {index} mixes tool results with other content"
+        answered = {r.tool_use_id for r in results}
+        if waiting and waiting - answered:
+            missing = ", ".join(sorted(waiting - answered))
+            return f"message {index} does not answer the tool use(s) {missing}"
+        if answered - waiting:
+            unknown = ", ".join(sorted(answered - waiting))
+            return f"message {index} has results for no tool use: {unknown}"
+        waiting = {b.id for b in blocks if isinstance(b, ToolUseContent)}
+    if waiting:
+        return f"the tool use(s) {', '.join(sorted(waiting))} of the last message have no results"
+    return None
+
+
 @attrs.frozen(slots=False)
 class CreateMessageResult(McpType):
     """The client's answer to ``sampling/createMessage``."""
 
     role: str = attrs.field(metadata=_meta("role", _str, required=True))
-    content: ContentBlock | tuple[ContentBlock, ...] = attrs.field(
+    content: SamplingContent | tuple[SamplingContent, ...] = attrs.field(
         metadata=_meta("content", _content_one_or_many, required=True)
     )
     model: str = attrs.field(metadata=_meta("model", _str, required=True))

@@ -18,6 +18,7 @@ from ._model import (
     McpType,
     UnknownContent,
     _annotations,
+    _bool,
     _fail,
     _icons,
     _int,
@@ -35,9 +36,13 @@ __all__ = [
     "ImageContent",
     "ResourceContents",
     "ResourceLink",
+    "SamplingContent",
     "TextContent",
     "TextResourceContents",
+    "ToolResultContent",
+    "ToolUseContent",
     "load_content_block",
+    "load_sampling_block",
 ]
 
 # -- content blocks
@@ -219,8 +224,68 @@ def load_content_block(value: Any, where: Any = "content") -> ContentBlock:
 _content_list = _list_of(load_content_block)
 
 
-def _content_one_or_many(value: Any, where: Any) -> ContentBlock | tuple[ContentBlock, ...]:
+# -- the blocks of sampling messages (2025-11-25 and later)
+
+
+@attrs.frozen(slots=False)
+class ToolUseContent(_Block):
+    """The model asks to call a tool: in a sampling result, or in a history sent back."""
+
+    type: ClassVar[Literal["tool_use"]] = "tool_use"
+    id: str = attrs.field(metadata=_meta("id", _str, required=True))
+    name: str = attrs.field(metadata=_meta("name", _str, required=True))
+    input: Mapping[str, Any] = attrs.field(metadata=_meta("input", _object, required=True))
+    meta: Mapping[str, Any] | None = attrs.field(
+        default=None, kw_only=True, metadata=_meta("_meta", _object)
+    )
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
+
+
+@attrs.frozen(slots=False)
+class ToolResultContent(_Block):
+    """What a tool the model asked for returned, matched to its :class:`ToolUseContent` by id."""
+
+    type: ClassVar[Literal["tool_result"]] = "tool_result"
+    tool_use_id: str = attrs.field(metadata=_meta("toolUseId", _str, required=True))
+    content: tuple[ContentBlock, ...] = attrs.field(
+        default=(), metadata=_meta("content", _content_list, required=True, always=True)
+    )
+    structured_content: Mapping[str, Any] | None = attrs.field(
+        default=None, kw_only=True, metadata=_meta("structuredContent", _object)
+    )
+    is_error: bool | None = attrs.field(
+        default=None, kw_only=True, metadata=_meta("isError", _bool)
+    )
+    meta: Mapping[str, Any] | None = attrs.field(
+        default=None, kw_only=True, metadata=_meta("_meta", _object)
+    )
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, kw_only=True, repr=False)
+
+
+SamplingContent: TypeAlias = ContentBlock | ToolUseContent | ToolResultContent
+"""A block of a sampling message: text, image or audio, a tool use, or a tool result."""
+
+_SAMPLING_TYPES: dict[str, type[McpType]] = {
+    "tool_use": ToolUseContent,
+    "tool_result": ToolResultContent,
+}
+
+
+def load_sampling_block(value: Any, where: Any = "content") -> SamplingContent:
+    """Parse one block of a sampling message (tool uses and results included)."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    cls = _SAMPLING_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        return load_content_block(value, where)
+    out: SamplingContent = cls.from_dict(value, where)  # type: ignore[assignment]
+    return out
+
+
+_sampling_list = _list_of(load_sampling_block)
+
+
+def _content_one_or_many(value: Any, where: Any) -> SamplingContent | tuple[SamplingContent, ...]:
     # Sampling messages carry one block in older revisions and a list since 2025-11-25.
     if isinstance(value, list):
-        return _content_list(value, where)  # type: ignore[no-any-return]
-    return load_content_block(value, where)
+        return _sampling_list(value, where)  # type: ignore[no-any-return]
+    return load_sampling_block(value, where)

@@ -42,6 +42,8 @@ from .client_features import (
     ListRootsResult,
     Root,
     SamplingMessage,
+    blocks_of,
+    sampling_problem,
 )
 from .content import (
     AudioContent,
@@ -51,8 +53,11 @@ from .content import (
     ImageContent,
     ResourceContents,
     ResourceLink,
+    SamplingContent,
     TextContent,
     TextResourceContents,
+    ToolResultContent,
+    ToolUseContent,
     _content_list,
     _resource_contents,
     load_content_block,
@@ -95,14 +100,19 @@ __all__ = [
     "ResourceTemplate",
     "ResourceUpdatedParams",
     "Root",
+    "SamplingContent",
     "SamplingMessage",
     "ServerCapabilities",
     "TextContent",
     "TextResourceContents",
     "Tool",
     "ToolAnnotations",
+    "ToolResultContent",
+    "ToolUseContent",
     "UnknownContent",
+    "blocks_of",
     "load_content_block",
+    "sampling_problem",
 ]
 
 # -- tools
