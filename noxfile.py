@@ -173,8 +173,10 @@ def docs(session: nox.Session) -> None:
         "python", "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html",
         "-d", str(ROOT / "docs" / "_build" / "doctrees"), "docs", str(html),
     )  # fmt: skip
+    # Three examples at a time: each mostly waits for its servers to start, so this
+    # halves the run even on two cores.
     session.run(
-        "pytest", "-m", "docs", "tests/docs", *session.posargs,
+        "pytest", "-m", "docs", "-n", "3", "tests/docs", *session.posargs,
         env={**TEST_ENV, "OPEX_DOCS_HTML": str(html)},
     )  # fmt: skip
 
