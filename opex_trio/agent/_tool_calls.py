@@ -233,8 +233,13 @@ class TurnTools:
         progress: Callable[[ProgressParams], object] | None,
         idle: float | None = None,
     ) -> tuple[bool, Any]:
-        """Run one call: the program's executor first, then the MCP server."""
+        """Run one call: the skill tool, the program's executor, then the MCP server."""
         chat = self.chat
+        skills = chat._skills
+        skill_tool = skills.tool_name if skills is not None else None
+        if ref is not None and ref.server is None and ref.original_name == skill_tool:
+            assert skills is not None
+            return True, await skills.call(arguments)
         if chat.custom_tool_executor is not None:
             try:
                 value = await call_hook(chat.custom_tool_executor, name, arguments, self.context)

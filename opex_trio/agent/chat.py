@@ -49,6 +49,7 @@ from ..llm.client import Client
 from ..llm.types import ChatCompletion, ContentDelta, Usage
 from ..mcp.manager import SessionManager
 from ..protocol.types import Tool
+from ._skills import ChatSkills, custom_names
 from ._tool_calls import TurnTools
 from .content import image_parts
 from .events import (
@@ -166,7 +167,10 @@ class Chat:
     MCP tool may go without reporting progress, and ``max_tool_timeout``
     (``None``: no bound) bounds every tool call as a whole, the program's own
     tools included. With ``server_instructions``, the instructions the chat's
-    MCP servers sent at their handshake follow the system prompt.
+    MCP servers sent at their handshake follow the system prompt. With
+    ``offer_skills``, the skills of the chat's MCP servers are offered to the
+    model as one tool that loads the skill it chooses (see
+    :mod:`opex_trio.agent._skills`).
     """
 
     def __init__(
@@ -191,11 +195,14 @@ class Chat:
         reset_tool_timeout_on_progress: bool = False,
         max_tool_timeout: float | None = None,
         server_instructions: bool = False,
+        offer_skills: bool = False,
     ) -> None:
         if custom_tools and custom_tool_executor is None:
             raise ConfigError("custom_tools need a custom_tool_executor to run them")
         if max_turns < 1:
             raise ConfigError(f"max_turns must be at least 1, got {max_turns!r}")
+        if offer_skills and mcp is None:
+            raise ConfigError("offer_skills needs mcp, the SessionManager whose skills to offer")
         if on_progress is not None and not callable(on_progress):
             raise ConfigError(f"on_progress must be callable, got {on_progress!r}")
         self.client = client
@@ -217,6 +224,7 @@ class Chat:
         self.reset_tool_timeout_on_progress = reset_tool_timeout_on_progress
         self.max_tool_timeout = max_tool_timeout
         self.server_instructions = server_instructions
+        self._skills = ChatSkills(mcp) if offer_skills and mcp is not None else None
         self._index_key: Any = None
         self._index: ToolIndex | None = None
         # Fail on bad custom tools now, not at the first turn.
@@ -233,18 +241,31 @@ class Chat:
                 registry = {k: v for k, v in registry.items() if v.server in self.servers}
         # Comparing the tuples is cheap when nothing changed: the tool objects
         # are the same ones, and equality checks identity first.
-        key = tuple((r.server, r.tool) for r in registry.values())
+        key = (
+            tuple((r.server, r.tool) for r in registry.values()),
+            self._skills.key() if self._skills is not None else (),
+        )
         if self._index is not None and key == self._index_key:
             return self._index
+        custom = self.custom_tools
+        if self._skills is not None:
+            taken = {r.tool.name for r in registry.values()} | set(registry)
+            custom += self._skills.tools(taken | custom_names(custom))
         by_server: dict[str, list[Tool]] = {}
         for registered in registry.values():
-            # Such a tool runs only as a task, which this client cannot run yet.
-            if registered.tool.task_support == "required":
+            # Such a tool runs only as a task: offered when its server runs tasks.
+            if registered.tool.task_support == "required" and not self._runs_tasks(
+                registered.server
+            ):
                 continue
             by_server.setdefault(registered.server, []).append(registered.tool)
-        index = ToolIndex.from_servers(by_server, self.custom_tools, strict=self.strict_tools)
+        index = ToolIndex.from_servers(by_server, custom, strict=self.strict_tools)
         self._index, self._index_key = index, key
         return index
+
+    def _runs_tasks(self, server: str) -> bool:
+        assert self.mcp is not None
+        return self.mcp.status(server).runs_tasks
 
     def _allowed(self, ref: ToolRef) -> bool:
         names = [ref.name]
@@ -410,6 +431,8 @@ class Chat:
         if system:
             conversation.insert(0, {"role": "system", "content": system})
         run = _Run(conversation, context)
+        if self._skills is not None:
+            await self._skills.refresh(self.servers)
         reason: StopReason = "max_turns"
         message: dict[str, Any] | None = None
         pending: tuple[dict[str, Any], ...] = ()

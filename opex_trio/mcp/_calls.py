@@ -19,7 +19,7 @@ from ..errors import CapabilityError, RequestTimeoutError, TransportError
 from ..protocol.types import CallToolResult
 from ._server import ServerEntry, ready_client
 from .call_meta import current_call_meta
-from .client import ProgressCallback
+from .client import McpClient, ProgressCallback
 from .output_schema import (
     check_structured_content,
     output_validation_available,
@@ -45,7 +45,8 @@ async def call_server_tool(
     max_total_timeout: float | Literal["default"] | None,
 ) -> CallToolResult:
     """Call one server's tool as :meth:`SessionManager.call_tool` documents it."""
-    _refuse_task_only(entry, name)
+    tool = entry.tool(name)
+    as_task = tool is not None and tool.task_support == "required"
     seconds = entry.options.call_timeout if timeout == "default" else timeout
     start = trio.current_time()
     deadline = math.inf if seconds is None else start + seconds
@@ -60,6 +61,8 @@ async def call_server_tool(
     resent = 0
     while True:
         client = await ready_client(entry, min(deadline, hard))
+        if as_task:
+            _refuse_task_only(entry, name, client)
         now = trio.current_time()
         try:
             if reset:
@@ -71,6 +74,7 @@ async def call_server_tool(
                     reset_on_progress=True,
                     meta=current_call_meta(),
                     max_total_timeout=None if hard == math.inf else max(hard - now, 0),
+                    task=as_task,
                 )
             else:
                 remaining = None if deadline == math.inf else max(deadline - now, 0)
@@ -81,6 +85,7 @@ async def call_server_tool(
                     progress=progress,
                     reset_on_progress=False,
                     meta=current_call_meta(),
+                    task=as_task,
                 )
             return _check_output(entry, name, result)
         except RequestTimeoutError:
@@ -120,14 +125,13 @@ def _check_output(entry: ServerEntry, name: str, result: CallToolResult) -> Call
     return result if mode == "warn" else rejected_result(result, reason)
 
 
-def _refuse_task_only(entry: ServerEntry, name: str) -> None:
-    """Refuse a tool the server runs only as a task: this client cannot run tasks yet."""
-    tool = entry.tool(name)
-    if tool is not None and tool.task_support == "required":
+def _refuse_task_only(entry: ServerEntry, name: str, client: McpClient) -> None:
+    """Refuse a tool that runs only as a task when its server declared no task support."""
+    if not client.runs_tasks:
         raise CapabilityError(
             f"tool {name!r} of MCP server {entry.id!r} runs only as a task "
-            "(execution.taskSupport is 'required'), and this client does not run tasks; "
-            "it was not called",
+            "(execution.taskSupport is 'required'), but the server declared no support for "
+            "tasks; it was not called",
             capability="tasks",
             method="tools/call",
             server=entry.id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..protocol.modern import SubscriptionFilter
 from ..protocol.session import ClientSession
+from ..protocol.tasks import TASK_RESULT_TYPE, TASKS_EXTENSION
 from ..protocol.versions import Era
 from ._options import ClientOptions
 
@@ -22,6 +23,9 @@ def new_session(options: ClientOptions, known: Era | None) -> ClientSession:
         protocol_version=options.protocol_version,
         era=known if known is not None else options.era,
         modern_version=options.modern_version,
+        # Tool calls follow task handles to their end (see mcp/_tasks.py).
+        result_types=frozenset({TASK_RESULT_TYPE}),
+        extensions={TASKS_EXTENSION: {}},
     )
 
 

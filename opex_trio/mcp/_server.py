@@ -35,6 +35,7 @@ class ServerEntry:
         self.changed = trio.Event()
         self.loading = trio.Lock()
         self.instructions: str | None = None
+        self.runs_tasks = False
 
     @property
     def restarts(self) -> int:
@@ -47,6 +48,7 @@ class ServerEntry:
             self.protocol_version = client.protocol_version
             self.server_info = client.server_info
             self.instructions = client.instructions
+            self.runs_tasks = client.runs_tasks
 
     def ready_client(self) -> McpClient | None:
         """The client, when the server can take calls now; else None."""

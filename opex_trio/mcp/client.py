@@ -63,6 +63,7 @@ from ..protocol.types import (
 )
 from ..protocol.versions import Features
 from ..transports.base import Outgoing
+from . import _tasks
 from ._actor import Actor
 from ._deadlines import TIMED_OUT
 from ._options import (
@@ -162,6 +163,18 @@ class McpClient(Actor):
     def features(self) -> Features | None:
         """What the negotiated protocol version allows, once connected."""
         return self._session.features
+
+    @property
+    def runs_tasks(self) -> bool:
+        """Whether the server declared that it runs tool calls as tasks (either era's way).
+
+        :meth:`call_tool` follows such a call to its end; see :mod:`opex_trio.mcp._tasks`.
+        """
+        features = self._session.features
+        result = self._session.initialize_result
+        if features is None or result is None:
+            return False
+        return _tasks.runs_tasks(result.capabilities, features.era)
 
     # -- requests
 
@@ -369,6 +382,7 @@ class McpClient(Actor):
         meta: Mapping[str, Any] | None = None,
         reset_on_progress: bool | None = None,
         max_total_timeout: Timeout = "default",
+        task: bool = False,
     ) -> CallToolResult:
         """Call a tool and return its result.
 
@@ -377,6 +391,13 @@ class McpClient(Actor):
         (unknown tool, bad params) raises :class:`McpError`. The deadlines are
         those of :meth:`request`: a long tool that reports progress can run
         past ``timeout`` with ``reset_on_progress``.
+
+        A server may run the call as a task (:attr:`runs_tasks`): the call then
+        follows the task until it ends, within the same deadlines, answers the
+        input it asks for with the client's handlers, and cancels it when the
+        caller is cancelled or the deadline passes. A modern server decides
+        alone; a legacy (2025-11-25) server runs a task when asked: ``task=True``,
+        which a tool whose ``execution.taskSupport`` is ``"required"`` needs.
         """
         if type(name) is not str or not name:
             raise ConfigError(f"tool name must be a non-empty string, got {name!r}")
@@ -390,17 +411,10 @@ class McpClient(Actor):
         params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
         if meta:
             params["_meta"] = dict(meta)
-        try:
-            result = await self.request(
-                "tools/call",
-                params,
-                timeout=timeout,
-                progress=progress,
-                reset_on_progress=reset_on_progress,
-                max_total_timeout=max_total_timeout,
-            )
-        except ConfigError as exc:
-            raise ConfigError(f"arguments of tool {name!r} cannot be sent: {exc}") from exc
+        self._check_usable()
+        timing = self._timing(timeout, reset_on_progress, max_total_timeout)
+        ask = task and self.runs_tasks
+        result = await _tasks.call_tool(self, name, params, timing, progress, ask_task=ask)
         try:
             return CallToolResult.from_dict(result)
         except ProtocolError as exc:

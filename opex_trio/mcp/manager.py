@@ -265,6 +265,7 @@ class SessionManager:
             restarts=entry.restarts,
             tools=tuple(t.name for t in entry.tools),
             instructions=entry.instructions,
+            runs_tasks=entry.runs_tasks,
         )
 
     def client(self, server_id: str) -> McpClient:

@@ -153,6 +153,8 @@ class ServerStatus:
     """The server's own names of the tools it offers through the filters."""
     instructions: str | None = None
     """The server's instructions for the model, from its latest handshake."""
+    runs_tasks: bool = False
+    """Whether the server declared, in its latest handshake, that it runs tool calls as tasks."""
 
 
 @attrs.frozen

@@ -1,8 +1,9 @@
 """The HTTP headers a Streamable HTTP request mirrors from its body (SEP-2243), sans IO.
 
 Every POST carries ``Mcp-Method`` (the JSON-RPC method); ``tools/call``,
-``prompts/get`` (``params.name``) and ``resources/read`` (``params.uri``)
-also carry ``Mcp-Name``. A tool may mark arguments with ``x-mcp-header`` in
+``prompts/get`` (``params.name``), ``resources/read`` (``params.uri``) and the
+tasks extension's ``tasks/get``, ``tasks/update`` and ``tasks/cancel``
+(``params.taskId``) also carry ``Mcp-Name``. A tool may mark arguments with ``x-mcp-header`` in
 its ``inputSchema``; a call then carries ``Mcp-Param-{Name}`` for each marked
 argument it has a value for. A value that is not plain visible ASCII (or that
 looks like the sentinel) travels as ``=?base64?...?=``.
@@ -30,7 +31,15 @@ __all__ = [
 
 HEADER_KEY: Final = "x-mcp-header"
 """The ``inputSchema`` key that marks a tool argument to be sent as an HTTP header too."""
-_NAMED: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+_NAMED: Final = {
+    "tools/call": "name",
+    "prompts/get": "name",
+    "resources/read": "uri",
+    # The tasks extension: the task, so a load balancer reaches the instance holding it.
+    "tasks/get": "taskId",
+    "tasks/update": "taskId",
+    "tasks/cancel": "taskId",
+}
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _PLAIN = re.compile(r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$")
 _SAFE_INT = 2**53 - 1

@@ -175,7 +175,9 @@ class ClientSession:
     ``modern_version`` the one named in modern requests. ``log_level`` is the
     least severe log record modern requests ask for (``None``: the server's
     choice). ``result_types`` are the extra ``resultType`` values the
-    extensions the owner declared add (a tasks extension's, say).
+    extensions the owner declared add (a tasks extension's, say), and
+    ``extensions`` the extensions its modern requests declare (legacy
+    ``initialize`` has no place for them).
     """
 
     def __init__(
@@ -188,6 +190,7 @@ class ClientSession:
         modern_version: str = LATEST_VERSION,
         log_level: str | None = None,
         result_types: frozenset[str] = frozenset(),
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         _requests.check_options(protocol_version, modern_version, era, log_level)
         self.client_info = client_info or Implementation(name="opex-trio", version=__version__)
@@ -196,6 +199,9 @@ class ClientSession:
         self.next_id = jsonrpc.IdAllocator()
         self.log_level = log_level
         self._result_types = frozenset({COMPLETE}) | result_types
+        self._modern_capabilities: Mapping[str, Any] = self.capabilities
+        if extensions:
+            self._modern_capabilities = {**self.capabilities, "extensions": dict(extensions)}
         self._legacy_version = protocol_version
         self._opening: LegacyOpening | ModernOpening = (
             LegacyOpening(protocol_version) if era is Era.LEGACY else ModernOpening(modern_version)
@@ -248,7 +254,7 @@ class ClientSession:
 
     def meta_for(self, version: str) -> dict[str, Any]:
         """The ``_meta`` of a modern request naming ``version``."""
-        return request_meta(version, self.capabilities, self.client_info, self.log_level)
+        return request_meta(version, self._modern_capabilities, self.client_info, self.log_level)
 
     # -- what the owner asks for
 

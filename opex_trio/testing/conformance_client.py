@@ -24,9 +24,11 @@ Each scenario gets what it asks of a client:
 * ``json-schema-2020-12-preservation``: send the ``inputSchema`` of
   ``json_schema_2020_12_tool``, as the client's tool list holds it, back
   through ``json_schema_echo``, so the suite sees what the library kept;
-* the skills scenarios (``sep-2640-*``): list the skills; except in
-  ``sep-2640-client-no-prefetch``, load the first one, which reads and verifies
-  its files (a refused skill is logged; the suite judges what was read);
+* the skills scenarios (``sep-2640-*``): list the skills as the skill tool a
+  model is offered (:class:`~opex_trio.mcp.skills.SkillCatalog`); except in
+  ``sep-2640-client-no-prefetch``, call that tool for the first skill, which
+  reads and verifies its files (a refused skill is logged; the suite judges
+  what was read);
 * a scenario that names tool calls in ``MCP_CONFORMANCE_CONTEXT``
   (``toolCalls``): make those calls.
 
@@ -52,7 +54,7 @@ from .._version import __version__
 from ..errors import SkillVerificationError
 from ..mcp.client import ClientOptions, McpClient
 from ..mcp.elicitation import defaults_of
-from ..mcp.skills import list_skills, load_skill
+from ..mcp.skills import SkillCatalog
 from ..protocol.types import ElicitParams, ElicitResult, Implementation, Tool
 from ..protocol.versions import LEGACY_VERSIONS, MODERN_VERSIONS, Era
 from ..transports.base import Transport
@@ -128,15 +130,17 @@ def _era_options(version: str | None) -> dict[str, Any]:
 
 
 async def _skills(client: McpClient, *, load: bool) -> None:
-    skills = await list_skills(client)
-    logger.info("skills: %s", [skill.name for skill in skills])
-    if load and skills:
+    # The way a model gets skills: the catalog's tool, then a call of it.
+    catalog = await SkillCatalog.of_clients({"server": client})
+    logger.info("skill tool offered: %s", catalog.tool()["function"]["description"])
+    if load and catalog.skills:
+        name = catalog.skills[0].name
         try:
-            loaded = await load_skill(client, skills[0])
+            text = await catalog.call({"name": name})
         except SkillVerificationError as exc:
-            logger.info("skill %s refused: %s", skills[0].name, exc)
+            logger.info("skill %s refused: %s", name, exc)
         else:
-            logger.info("skill %s loaded: %d files", loaded.skill.name, len(loaded.files))
+            logger.info("skill %s loaded: %d characters for the model", name, len(text))
 
 
 async def run_scenario(url: str, scenario: str) -> None:

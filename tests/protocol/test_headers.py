@@ -57,6 +57,11 @@ def test_standard_headers_name_the_method_and_what_it_acts_on() -> None:
         "=?base64?"
     )
     assert standard_headers("prompts/get", {"name": "p"})["Mcp-Name"] == "p"
+    for method in ("tasks/get", "tasks/update", "tasks/cancel"):
+        assert standard_headers(method, {"taskId": "t-1"}) == {
+            "Mcp-Method": method,
+            "Mcp-Name": "t-1",
+        }
 
 
 def _schema(prop: dict[str, Any], **more: Any) -> dict[str, Any]:

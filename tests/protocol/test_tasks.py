@@ -9,7 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opex_trio.errors import McpError, ProtocolError, UnsupportedProtocolVersionError
-from opex_trio.protocol.tasks import AnswerInputs, Finished, Poll, Task, TaskFollower
+from opex_trio.protocol.tasks import (
+    AnswerInputs,
+    FetchResult,
+    Finished,
+    Poll,
+    Task,
+    TaskFollower,
+    legacy_task_support,
+    task_handle,
+)
 
 
 def task(status: str = "working", **more: Any) -> dict[str, Any]:
@@ -94,3 +103,32 @@ def test_malformed_tasks_are_protocol_errors(bad: dict[str, Any]) -> None:
 def test_an_answer_about_another_task_is_refused() -> None:
     with pytest.raises(ProtocolError, match="t-2"):
         TaskFollower(task()).observe(task(taskId="t-2"))
+
+
+def legacy_task(status: str = "working", **more: Any) -> dict[str, Any]:
+    return {"taskId": "t-9", "status": status, "ttl": 60000, "pollInterval": 500, **more}
+
+
+def test_a_legacy_task_is_polled_then_its_result_fetched() -> None:
+    follower = TaskFollower(legacy_task(), legacy=True)
+    assert follower.next_step() == Poll(0.5, {"taskId": "t-9"})
+    # Input, the end and a failure all come while waiting on tasks/result.
+    for status in ("input_required", "completed", "failed"):
+        step = TaskFollower(legacy_task(), legacy=True).observe(legacy_task(status))
+        assert step == FetchResult({"taskId": "t-9"})
+    cancelled = follower.observe(legacy_task("cancelled", statusMessage="stopped"))
+    assert isinstance(cancelled, Finished) and isinstance(cancelled.error, McpError)
+    assert "stopped" in str(cancelled.error)
+
+
+def test_task_handles_and_support_of_each_era() -> None:
+    assert task_handle(task(), legacy=False) == task()
+    assert task_handle({"content": [], "resultType": "complete"}, legacy=False) is None
+    assert task_handle({"task": legacy_task()}, legacy=True) == legacy_task()
+    assert task_handle({"content": []}, legacy=True) is None
+    with pytest.raises(ProtocolError, match="must be an object"):
+        task_handle({"task": "t-9"}, legacy=True)
+    assert legacy_task_support({"requests": {"tools": {"call": {}}}}, "tools/call")
+    assert not legacy_task_support({"requests": {"tools": {}}}, "tools/call")
+    assert not legacy_task_support({"list": {}}, "tools/call")
+    assert not legacy_task_support(None, "tools/call")
