@@ -174,9 +174,9 @@ def docs(session: nox.Session) -> None:
         "-d", str(ROOT / "docs" / "_build" / "doctrees"), "docs", str(html),
     )  # fmt: skip
     # Three examples at a time: each mostly waits for its servers to start, so this
-    # halves the run even on two cores.
+    # halves the run even on two cores. The browser tests stay on one worker.
     session.run(
-        "pytest", "-m", "docs", "-n", "3", "tests/docs", *session.posargs,
+        "pytest", "-m", "docs", "-n", "3", "--dist", "loadgroup", "tests/docs", *session.posargs,
         env={**TEST_ENV, "OPEX_DOCS_HTML": str(html)},
     )  # fmt: skip
 

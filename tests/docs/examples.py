@@ -240,6 +240,11 @@ def parse_page(text: str, page: Path) -> list[Example]:
             if language == "output":
                 if last is None or not pending.empty:
                     raise PageError(f"{where}: an output block must follow a runnable block")
+                if last.kind == "console":
+                    raise PageError(
+                        f"{where}: a console block shows each command's output after it, "
+                        "not in an output block"
+                    )
                 last.expected = source
                 last = None
                 continue

@@ -114,6 +114,15 @@ def test_names_resolve_through_every_public_path(built_site: Path) -> None:
     assert opex_api.documented_path(client) == "opex_trio.llm.client.Client"
     assert "opex_trio.llm.client.Client" in reference_entries(built_site)
     assert opex_api.described_path("opex_trio.Chat.stream") == "opex_trio.agent.chat.Chat.stream"
+    # Defined in a private module: described in the public module nearest to it.
+    paths = opex_api.alias_map()
+    assert paths["opex_trio.ClientOptions"] == "opex_trio.mcp.client.ClientOptions"
+    assert paths["opex_trio.RestartPolicy"] == "opex_trio.supervision.RestartPolicy"
+    assert paths["opex_trio.transports.http.HttpParameters"] == (
+        "opex_trio.transports.http.HttpParameters"
+    )
+    # A constant is described where it is assigned.
+    assert paths["opex_trio.llm.DEFAULT_BASE_URL"] == "opex_trio.llm.client.DEFAULT_BASE_URL"
 
 
 def test_the_checks_find_what_is_missing(built_site: Path) -> None:

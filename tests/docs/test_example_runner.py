@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from tests.docs.examples import (
     Example,
@@ -118,6 +119,7 @@ def test_a_page_parses_into_its_examples() -> None:
         ("Text.\n\n```output\nhi\n```\n", "must follow a runnable block"),
         ("```python\npass\n```\nText.\n```output\nhi\n```\n", "must follow a runnable block"),
         ("```python\npass\n", "never closes"),
+        ("```console\n$ echo hi\n```\n\n```output\nhi\n```\n", "each command's output"),
         ("```python\npass\n```\n<!-- docs: exit 1 -->\n", "end of the page"),
     ],
 )
@@ -271,3 +273,21 @@ async def test_console_commands_run_the_real_command(tmp_path: Path) -> None:
     report = await run_example(wrong, tmp_path / "wrong")
     assert report is not None
     assert "command: $ opex-trio --server mcp-server-time tools list (exit status 0)" in report
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+async def test_nothing_the_example_started_outlives_it(tmp_path: Path) -> None:
+    background = example("sleep 300 &\necho $!\n", language="sh")
+    assert await run_example(background, tmp_path) is None
+    pid = int((tmp_path / "stdout").read_text())
+    with trio.fail_after(30):
+        while alive(pid):
+            await trio.sleep(0.05)

@@ -206,7 +206,7 @@ class Outcome:
 async def run_command(
     argv: list[str], directory: Path, env: dict[str, str], deadline: float, label: str, logs: Path
 ) -> Outcome:
-    """Run ``argv`` in its own process group; kill the group when the deadline passes."""
+    """Run ``argv`` in its own process group; kill the group when it ends or its deadline passes."""
     out_path = logs / "stdout"
     err_path = logs / "stderr"
     with out_path.open("wb") as out, err_path.open("wb") as err:
@@ -224,8 +224,10 @@ async def run_command(
             with trio.move_on_at(deadline):
                 status = await process.wait()
         finally:
+            # Also after a normal exit: nothing the example left in its group (a
+            # shell's background job) outlives it.
+            kill_group(process.pid)
             if status is None:
-                kill_group(process.pid)
                 with trio.CancelScope(shield=True):
                     await process.wait()
     return Outcome(

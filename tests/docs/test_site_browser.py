@@ -42,6 +42,10 @@ CHROMIUM_FLAGS = (
     "--disable-dev-shm-usage",
     "--window-size=1280,900",
 )
+# One worker runs this file's tests, with one browser (nox runs tests/docs with
+# pytest-xdist, --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("browser")
+
 WAIT = 60.0  # seconds for a page or a search to show what is waited for, on a loaded machine
 
 
