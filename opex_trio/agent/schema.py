@@ -28,6 +28,7 @@ from typing import Any, Final
 from urllib.parse import unquote, urldefrag, urljoin
 
 from ..errors import ConfigError
+from ..protocol.dialects import DEFAULT_DIALECT, dialect_of, unsupported_dialect
 
 __all__ = ["DEFAULT_MAX_REF_DEPTH", "normalize_schema", "types_of"]
 
@@ -100,19 +101,12 @@ _UNKNOWN_TO[4] = _UNKNOWN_TO[6] | {"const", "contains", "propertyNames"}
 _UNKNOWN_TO[2020] = frozenset()
 
 
+_DIALECTS = {"draft-04": 4, "draft-06": 6, "draft-07": 7, "2019-09": 2019, "2020-12": 2020}
+
+
 def _dialect(schema: Mapping[str, Any]) -> int:
-    uri = schema.get("$schema")
-    if not isinstance(uri, str):
-        return 2020
-    for marker, dialect in (
-        ("draft-04", 4),
-        ("draft-06", 6),
-        ("draft-07", 7),
-        ("2019-09", 2019),
-    ):
-        if marker in uri:
-            return dialect
-    return 2020
+    # normalize_schema refused an unsupported dialect before the walk.
+    return _DIALECTS[dialect_of(schema) or DEFAULT_DIALECT]
 
 
 class _Loosened(Exception):
@@ -462,6 +456,16 @@ def normalize_schema(
     always a JSON object, so the top level is narrowed to objects; a schema
     that accepts no object at all (``"type": "string"``, ``false``) raises
     :class:`~opex_trio.errors.ConfigError`. The input is not modified.
+
+    The schema's dialect is its ``$schema`` (2020-12 when it has none, as MCP
+    2025-11-25 says). One of :data:`~opex_trio.protocol.dialects.SUPPORTED_DIALECTS`
+    is read by its own rules; any other raises :class:`~opex_trio.errors.ConfigError`
+    naming it. Such a schema is not read as 2020-12 on a guess: the
+    specification asks for an error saying the dialect is not supported, and
+    a tool whose arguments cannot be checked is better left out (as
+    :class:`~opex_trio.agent.tools.ToolIndex` and the session manager's
+    registry do, with the reason) than offered with a schema that may mean
+    something else.
     """
     if schema is True:
         return {"type": "object", "properties": {}}
@@ -471,6 +475,9 @@ def normalize_schema(
         raise ConfigError(
             f"an input schema must be a JSON object, got {type(schema).__name__}: {schema!r:.80}"
         )
+    unsupported = unsupported_dialect(schema)
+    if unsupported is not None:
+        raise ConfigError(unsupported.replace("its input schema", "the input schema", 1))
     try:
         walker = _Normalizer(schema, max_ref_depth)
         out, _ = walker.schema(schema, "", 0, (id(schema),))

@@ -118,8 +118,9 @@ class ToolRef:
 class SkippedTool:
     """An MCP tool left out of a :class:`ToolIndex` because it cannot be offered to a model.
 
-    ``reason`` says why: today, an input schema that no JSON object can satisfy
-    (tool arguments are always an object).
+    ``reason`` says why: an input schema that no JSON object can satisfy (tool
+    arguments are always an object), or one that declares a JSON Schema
+    dialect this client does not support (see :mod:`opex_trio.protocol.dialects`).
     """
 
     server: str

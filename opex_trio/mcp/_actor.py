@@ -40,7 +40,9 @@ meet one at once, a later refusal finds its call failed already with the calls
 in flight. Request ids go on from the old session, so its late answers are
 dropped, and what it had still queued is not sent to the new one. Once the new
 session is open, subscribers get :class:`~opex_trio.mcp.client.SessionRenewed`:
-what the server offers may have changed with it.
+what the server offers may have changed with it. The resources the program
+subscribed to (:mod:`opex_trio.mcp._subscriptions`) are subscribed to again in
+the new session before the waiting calls go on.
 
 :meth:`Actor.run` runs the actor in the caller's task, for a supervisor;
 ``async with`` runs it in a nursery of its own.
@@ -92,10 +94,11 @@ from ..protocol.session import (
 from ..protocol.versions import Era
 from ..transports.base import Outgoing, RequestFailure, Transport, TransportFactory
 from ._deadlines import TIMED_OUT, Deadlines
-from ._eras import listen_filter, new_session
+from ._eras import new_session
 from ._inbound import Notices, answer
 from ._options import ClientOptions, Notice, RequestingServer, SessionRenewed
 from ._reply import Reply
+from ._subscriptions import Subscriptions
 
 __all__ = ["Actor"]
 
@@ -139,6 +142,7 @@ class Actor:
         self._deadlines = Deadlines(self._expire)
         self._renewing: trio.Event | None = None
         self._stale_below = 0
+        self._subscriptions = Subscriptions(name)
 
     @property
     def transport(self) -> Transport | None:
@@ -244,16 +248,24 @@ class Actor:
         if self._handshake.error is not None:
             raise self._handshake.error
         self._era = self._session.era
-        self._listen()
+        # The resources subscribed to in an earlier session, again, before the
+        # calls waiting for this session go on.
+        await self._subscriptions.restore(
+            self._session,
+            self._listen(),
+            self._post_request,
+            self.options.request_timeout,
+        )
+        self._flush()
 
-    def _listen(self) -> None:
-        # Modern era: list changes come on a subscriptions/listen stream, opened
-        # on every new session (restart, renewal) and again when the server ends it.
-        wanted = listen_filter(self._session)
-        if wanted is not None:
-            request = self._session.listen(wanted)
-            logger.debug("MCP server %r: listening for %s as %r", self.name, wanted, request.id)
-            self._flush()
+    def _listen(self) -> Reply | None:
+        # Modern era: list changes and resource updates come on a
+        # subscriptions/listen stream, opened on every new session (restart,
+        # renewal), when the subscribed resources change, and again when the
+        # server ends it.
+        ack = self._subscriptions.listen(self._session, self._post_request)
+        self._flush()
+        return ack
 
     def _fall_back(self, reason: str) -> None:
         logger.info("MCP server %r speaks the legacy protocol: %s", self.name, reason)
@@ -457,8 +469,11 @@ class Actor:
             received = event.error
             if isinstance(received, McpError):
                 received = received.located(method=event.method, server=self.name)
-            if event.context is None:
-                # A request of the actor's own (the listen stream) has no caller.
+            if event.method == "subscriptions/listen":
+                # A request of the actor's own: no caller gets its error.
+                logger.warning("MCP server %r: %s failed: %s", self.name, event.method, received)
+                self._subscriptions.ended(event.request_id, received)
+            elif event.context is None:
                 logger.warning("MCP server %r: %s failed: %s", self.name, event.method, received)
             else:
                 event.context.fail(received)
@@ -467,6 +482,10 @@ class Actor:
         elif isinstance(event, LogReceived):
             self._notices.on_log(event)
         elif isinstance(event, ListChanged | ResourceUpdated | NotificationReceived):
+            if isinstance(event, ResourceUpdated) and self._subscriptions.stale(
+                self._session, event.subscription_id
+            ):
+                return  # from a listen stream replaced since: its successor carries it
             self._notices.publish(event)
         elif isinstance(event, RequestReceived):
             assert self._nursery is not None
@@ -503,16 +522,21 @@ class Actor:
             logger.debug("MCP server %r: sent again: %s", self.name, event)
         elif isinstance(event, SubscriptionEnded):
             logger.info("MCP server %r closed subscription %r", self.name, event.subscription_id)
+            self._subscriptions.ended(event.subscription_id)
             if not self._done.is_set():
                 self._listen()
         elif isinstance(event, SubscriptionAcknowledged):
             logger.debug("MCP server %r acknowledged %s", self.name, event)
+            self._subscriptions.on_acknowledged(event)
         elif isinstance(event, RequestHandled):
             pass
 
     def _flush(self) -> None:
         for message in self._session.take_outgoing():
             self._post(Outgoing.of(message))
+
+    def _post_request(self, request: Request) -> None:
+        self._post(Outgoing.of(request))
 
     def _post(self, outgoing: Outgoing) -> None:
         try:
@@ -589,5 +613,6 @@ class Actor:
             if isinstance(context, Reply):
                 context.fail(error)
         self._handshake.fail(error)
+        self._subscriptions.abandon(error)
         for scope in self._server_tasks.values():
             scope.cancel()

@@ -29,19 +29,25 @@ def new_session(options: ClientOptions, known: Era | None) -> ClientSession:
     )
 
 
-def listen_filter(session: ClientSession) -> SubscriptionFilter | None:
-    """What an open modern session should listen for: the list changes its server offers.
+def listen_filter(
+    session: ClientSession, resources: tuple[str, ...] = ()
+) -> SubscriptionFilter | None:
+    """What an open modern session should listen for.
 
-    ``None`` in the legacy era (changes come unasked), when the server offers
-    none, or when a stream is already open.
+    The list changes its server offers, and updates of ``resources`` (the
+    URIs the client subscribed to) when the server offers subscriptions. The
+    filter may be empty; ``None`` in the legacy era (changes come unasked, and
+    resources are subscribed with ``resources/subscribe``) or before the
+    session is open.
     """
     result = session.initialize_result
     if session.features is None or session.features.era is not Era.MODERN or result is None:
         return None
     caps = result.capabilities
-    wanted = SubscriptionFilter(
+    offered = caps.resources is not None and caps.resources.get("subscribe") is True
+    return SubscriptionFilter(
         tools_list_changed=caps.list_changed("tools"),
         prompts_list_changed=caps.list_changed("prompts"),
         resources_list_changed=caps.list_changed("resources"),
+        resource_subscriptions=resources if offered else (),
     )
-    return None if wanted.empty or session.subscriptions else wanted

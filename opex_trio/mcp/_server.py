@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from ..errors import ServerUnavailableError
-from ..protocol.types import Implementation, Tool
+from ..protocol.types import Implementation, Prompt, Resource, ResourceTemplate, Tool
 from ..supervision import ChildHandle
 from ..transports.base import TransportFactory
 from .client import McpClient
@@ -28,6 +28,13 @@ class ServerEntry:
         self.state: ServerState = "starting"
         self.client: McpClient | None = None
         self.tools: tuple[Tool, ...] = ()
+        # Tools the server offers that are not in the registry, with the reason.
+        self.left_out: dict[str, str] = {}
+        # The server's last known listings, kept while it restarts, as its tools are.
+        self.resources: tuple[Resource, ...] = ()
+        self.resource_templates: tuple[ResourceTemplate, ...] = ()
+        self.prompts: tuple[Prompt, ...] = ()
+        self.listing = trio.Lock()
         self.protocol_version: str | None = None
         self.server_info: Implementation | None = None
         self.last_error: BaseException | None = None

@@ -1,4 +1,4 @@
-"""One server's life under the session manager: connect, load tools, listen, check health.
+"""One server's life under the session manager: connect, load its lists, listen, check health.
 
 The supervisor runs :meth:`ServerRunner.serve` as the server's child task;
 it returns or raises when the connection ends, and the supervisor decides
@@ -15,10 +15,12 @@ import attrs
 import trio
 
 from .._exceptions import detached, unwrap_single
-from ..errors import HealthCheckError, McpError, OpexError
-from ..protocol.session import ListChanged
+from ..errors import HealthCheckError, McpError, OpexError, TransportError
+from ..protocol.dialects import unsupported_dialect
+from ..protocol.session import ListChanged, ResourceUpdated
 from ..protocol.types import Tool
 from ..transports.base import Transport
+from ._listings import load_listings, load_listings_locked
 from ._server import ServerEntry
 from .client import McpClient, RootsProvider, SessionRenewed
 from .options import HealthCheck, ServerState
@@ -34,8 +36,9 @@ class ServerRunner:
     """Runs the servers of one manager, telling it of state and tool changes.
 
     ``set_state`` records a server's new state, ``tools_changed`` rebuilds
-    the registry after a server's tools were loaded, and ``roots`` gives the
-    manager's current roots for a server whose own options give none.
+    the registry after a server's tools were loaded, ``roots`` gives the
+    manager's current roots for a server whose own options give none, and
+    ``resource_updated`` is told of every ``notifications/resources/updated``.
     """
 
     def __init__(
@@ -44,10 +47,12 @@ class ServerRunner:
         set_state: SetState,
         tools_changed: Callable[[], None],
         roots: Callable[[], RootsProvider | None],
+        resource_updated: Callable[[ServerEntry, str], None] = lambda entry, uri: None,
     ) -> None:
         self._set_state = set_state
         self._tools_changed = tools_changed
         self._roots = roots
+        self._resource_updated = resource_updated
 
     async def serve(
         self, entry: ServerEntry, *, task_status: Any = trio.TASK_STATUS_IGNORED
@@ -69,6 +74,10 @@ class ServerRunner:
         if options.roots is None and roots is not None:
             options = attrs.evolve(options, roots=roots)
         client = McpClient(entry.factory, name=entry.id, options=options)
+        if entry.client is not None:
+            # What the program subscribed to survives the restart (and only
+            # that: the old client, and its transport, must not be kept alive).
+            client.restore_subscriptions(entry.client.subscribed_resources)
         entry.client = client
         with unwrap_single():
             async with trio.open_nursery() as nursery:
@@ -77,6 +86,10 @@ class ServerRunner:
                 # Listening before the first load: a change announced meanwhile is not lost.
                 await nursery.start(self._listen, entry, client)
                 await self.load_tools(entry, client)
+                # Listed in the background: a server slow to list its resources or
+                # prompts does not hold up its tools. Its lock is taken first, so
+                # a refresh asked for once the server is ready comes after it.
+                await nursery.start(_list_in_background, entry, client)
                 self._set_state(entry, "ready", None)
                 if entry.options.health is not None:
                     nursery.start_soon(self._check_health, entry, client, entry.options.health)
@@ -89,7 +102,19 @@ class ServerRunner:
                 tools: list[Tool] = []
             else:
                 tools = await client.list_tools()
-            entry.tools = tuple(t for t in tools if entry.options.allows(t.name))
+            allowed = [t for t in tools if entry.options.allows(t.name)]
+            left_out = {}
+            for tool in allowed:
+                reason = unsupported_dialect(tool.input_schema)
+                if reason is None:
+                    continue
+                left_out[tool.name] = reason
+                if entry.left_out.get(tool.name) != reason:
+                    logger.warning(
+                        "MCP server %r: tool %r is not offered: %s", entry.id, tool.name, reason
+                    )
+            entry.left_out = left_out
+            entry.tools = tuple(t for t in allowed if t.name not in left_out)
             self._tools_changed()
 
     async def _listen(
@@ -98,14 +123,24 @@ class ServerRunner:
         async with client.subscribe() as notices:
             task_status.started()
             async for notice in notices:
+                if isinstance(notice, ResourceUpdated):
+                    self._resource_updated(entry, notice.uri)
+                    continue
                 if isinstance(notice, SessionRenewed):
                     entry.learn(client)
-                elif not (isinstance(notice, ListChanged) and notice.kind == "tools"):
+                    kinds: tuple[str, ...] = ("tools", "resources", "prompts")
+                elif isinstance(notice, ListChanged):
+                    kinds = (notice.kind,)
+                else:
                     continue
                 try:
-                    await self.load_tools(entry, client)
+                    if "tools" in kinds:
+                        await self.load_tools(entry, client)
+                    listings = tuple(k for k in ("resources", "prompts") if k in kinds)
+                    if listings:
+                        await load_listings(entry, client, listings)
                 except (OpexError, McpError) as exc:
-                    logger.warning("reloading the tools of %r failed: %s", entry.id, exc)
+                    logger.warning("reloading the lists of %r failed: %s", entry.id, exc)
 
     async def _check_health(
         self, entry: ServerEntry, client: McpClient, check: HealthCheck
@@ -139,6 +174,22 @@ async def _run_client(
     # The listener and the health check live only as long as the connection.
     await client.run(task_status=task_status)
     scope.cancel()
+
+
+async def _list_in_background(
+    entry: ServerEntry, client: McpClient, *, task_status: Any = trio.TASK_STATUS_IGNORED
+) -> None:
+    # Logged as text: a record holding the error would keep its frames, and
+    # the dead connection with them, alive.
+    try:
+        async with entry.listing:
+            task_status.started()
+            await load_listings_locked(entry, client)
+    except TransportError as exc:
+        # The connection's own failure, reported by its restart.
+        logger.debug("listing the resources and prompts of %r failed: %s", entry.id, str(exc))
+    except OpexError as exc:
+        logger.warning("listing the resources and prompts of %r failed: %s", entry.id, str(exc))
 
 
 async def _probe(client: McpClient, check: HealthCheck) -> bool:

@@ -1,30 +1,29 @@
-"""The subscriptions to a session manager's server state changes."""
+"""The subscriptions to a session manager's event streams (state changes, resource updates)."""
 
 from __future__ import annotations
 
-import trio
+from typing import Generic, TypeVar
 
-from ..telemetry import ServerStateChanged
+import trio
 
 __all__ = ["StateStreams"]
 
+E = TypeVar("E")
 
-class StateStreams:
-    """The open subscriptions of :meth:`SessionManager.events`, written without waiting."""
+
+class StateStreams(Generic[E]):
+    """The open subscriptions of one of the manager's streams, written without waiting.
+
+    :meth:`SessionManager.events` and :meth:`SessionManager.resource_updates`
+    each have one.
+    """
 
     def __init__(self) -> None:
-        self.streams: list[
-            tuple[
-                trio.MemorySendChannel[ServerStateChanged],
-                trio.MemoryReceiveChannel[ServerStateChanged],
-            ]
-        ] = []
+        self.streams: list[tuple[trio.MemorySendChannel[E], trio.MemoryReceiveChannel[E]]] = []
 
-    def subscribe(
-        self, max_buffer: int, *, closed: bool
-    ) -> trio.MemoryReceiveChannel[ServerStateChanged]:
+    def subscribe(self, max_buffer: int, *, closed: bool) -> trio.MemoryReceiveChannel[E]:
         """A new subscription; one that ends at once when the manager is ``closed``."""
-        send, receive = trio.open_memory_channel[ServerStateChanged](max_buffer)
+        send, receive = trio.open_memory_channel[E](max_buffer)
         if closed:
             send.close()
             return receive
@@ -33,7 +32,7 @@ class StateStreams:
         self.streams.append((send, receive.clone()))
         return receive
 
-    def publish(self, event: ServerStateChanged) -> None:
+    def publish(self, event: E) -> None:
         """Hand ``event`` to every subscriber, dropping its oldest one when it is full."""
         self.drop_closed()
         for send, drop in self.streams:

@@ -36,6 +36,7 @@ from .._exceptions import copy_error
 from ..errors import (
     CapabilityError,
     ConfigError,
+    McpError,
     ProtocolError,
     RequestTimeoutError,
     TransportClosedError,
@@ -61,7 +62,7 @@ from ..protocol.types import (
     ServerCapabilities,
     Tool,
 )
-from ..protocol.versions import Features
+from ..protocol.versions import Era, Features
 from ..transports.base import Outgoing
 from . import _tasks
 from ._actor import Actor
@@ -441,14 +442,77 @@ class McpClient(Actor):
         return ReadResourceResult.from_dict(result)
 
     async def subscribe_resource(self, uri: str, *, timeout: Timeout = "default") -> None:
-        """Ask for ``notifications/resources/updated`` when ``uri`` changes."""
+        """Ask for ``notifications/resources/updated`` when ``uri`` changes.
+
+        The client remembers the URI and subscribes to it again in every new
+        session: one it opens because the server forgot the old one, and (see
+        :meth:`restore_subscriptions`) the client a supervisor starts after a
+        restart. The updates reach :meth:`subscribe` as
+        :class:`~opex_trio.protocol.session.ResourceUpdated`. In the modern era,
+        which has no ``resources/subscribe``, the URI joins the filter of the
+        ``subscriptions/listen`` stream, and this returns once the server
+        acknowledged the new stream.
+        """
+        if type(uri) is not str or not uri:
+            raise ConfigError(f"a resource URI must be a non-empty string, got {uri!r}")
         self._require("resources", "resources/subscribe", "subscribe")
+        if self._modern():
+            known = uri in self._subscriptions.uris
+            self._subscriptions.remember([uri])
+            try:
+                await self._relisten("resources/subscribe", timeout)
+            except (McpError, ProtocolError):
+                if not known:
+                    # Refused: the old stream is cancelled already, so listen
+                    # again for what was asked before, without this URI.
+                    self._subscriptions.uris.pop(uri, None)
+                    self._listen()
+                raise
+            return
         await self.request("resources/subscribe", {"uri": uri}, timeout=timeout)
+        self._subscriptions.remember([uri])
 
     async def unsubscribe_resource(self, uri: str, *, timeout: Timeout = "default") -> None:
-        """Stop updates for ``uri``."""
+        """Stop updates for ``uri``, and forget it: a new session does not subscribe to it."""
         self._require("resources", "resources/unsubscribe", "subscribe")
+        self._subscriptions.uris.pop(uri, None)
+        if self._modern():
+            await self._relisten("resources/unsubscribe", timeout)
+            return
         await self.request("resources/unsubscribe", {"uri": uri}, timeout=timeout)
+
+    @property
+    def subscribed_resources(self) -> tuple[str, ...]:
+        """The URIs subscribed to (and not unsubscribed from), in the order they were."""
+        return tuple(self._subscriptions.uris)
+
+    def restore_subscriptions(self, uris: tuple[str, ...] | list[str]) -> None:
+        """Subscribe to ``uris`` as soon as the session opens, before the client is ready.
+
+        For a client that takes over from one that ended (a supervisor's
+        restart): give it the old client's :attr:`subscribed_resources`. A
+        server that refuses one, or no longer offers subscriptions, is logged
+        as a warning; the client still opens.
+        """
+        if self._session.initialize_result is not None:
+            raise UsageError(
+                f"McpClient for {self.name!r}: restore_subscriptions is for a client that has "
+                "not connected yet; use subscribe_resource"
+            )
+        self._subscriptions.remember(uris)
+
+    def _modern(self) -> bool:
+        features = self.features
+        return features is not None and features.era is Era.MODERN
+
+    async def _relisten(self, method: str, timeout: Timeout) -> None:
+        """Listen with the current filter; wait, within ``timeout``, for its acknowledgment."""
+        self._check_usable()
+        timing = self._timing(timeout, False, None)
+        await self._await_renewal(timing.seconds, timing.deadline, method)
+        await self._subscriptions.acknowledged(
+            self._listen(), method, timing.seconds, timing.deadline
+        )
 
     async def list_prompts(self, *, timeout: Timeout = "default") -> list[Prompt]:
         """Every prompt the server offers, all pages followed within ``timeout``."""

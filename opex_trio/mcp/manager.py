@@ -1,4 +1,4 @@
-"""The session manager: many MCP servers, each a supervised actor, and one tool registry.
+"""The session manager: many MCP servers, each a supervised actor, one tool registry, their lists.
 
 Theory of operation
 -------------------
@@ -32,6 +32,19 @@ A server's last known tools stay in the registry while it restarts, so names
 do not come and go with a crash; they are reloaded after every reconnect, on
 ``notifications/tools/list_changed``, and after every new session.
 
+The manager also caches each server's resources, resource templates and
+prompts (:meth:`SessionManager.resources`, :meth:`SessionManager.resource_templates`,
+:meth:`SessionManager.prompts`, no round trip): listed just after the server is
+ready (in the background, so a slow listing never holds up its tools), again on
+``notifications/resources/list_changed`` and ``notifications/prompts/list_changed``,
+after every restart and renewed session, and kept while the server restarts.
+
+Resource subscriptions (:meth:`SessionManager.subscribe_resource`) outlive the
+connection: the client remembers them, a renewed session and the client a
+restart makes subscribe again before calls go on, and the updates of every
+server come on :meth:`SessionManager.resource_updates`, whose streams survive
+restarts.
+
 A remote server that forgot our session (an HTTP 404: it expired the session,
 or it is a new process behind the same URL) is no crash: the actor opens a new
 session on the same connection. The server stays ``"ready"`` and no restart
@@ -43,6 +56,7 @@ registry (the bookkeeping and the public API); ``_server`` is the record
 kept for one server and the wait for it to be ready; ``_server_run`` is one
 server's supervised run (connect, load tools, listen, health checks);
 ``_calls`` is the call path (deadlines, output checks, the resend policy);
+``_listings`` loads the cached resources and prompts;
 ``_state_events`` hands state changes to the :meth:`SessionManager.events`
 subscribers.
 """
@@ -59,11 +73,12 @@ import trio
 from .. import telemetry
 from .._exceptions import detached, one_exception
 from ..errors import ConfigError, ServerUnavailableError, TransportError, UsageError
-from ..protocol.types import CallToolResult
+from ..protocol.types import CallToolResult, Prompt, Resource, ResourceTemplate
 from ..supervision import ChildHandle, Supervisor
 from ..telemetry import ChildStateChanged, ServerStateChanged
 from ..transports.base import TransportFactory
 from ._calls import call_server_tool
+from ._listings import load_listings
 from ._server import ServerEntry, ready_client, unavailable
 from ._server_run import ServerRunner
 from ._state_events import StateStreams
@@ -74,6 +89,7 @@ from .options import (
     FINAL_STATES,
     HealthCheck,
     RegisteredTool,
+    ResourceUpdate,
     ServerOptions,
     ServerState,
     ServerStatus,
@@ -83,6 +99,7 @@ from .options import (
 __all__ = [
     "HealthCheck",
     "RegisteredTool",
+    "ResourceUpdate",
     "ServerOptions",
     "ServerState",
     "ServerStatus",
@@ -121,11 +138,13 @@ class SessionManager:
         self._roots = ClientOptions(roots=roots).roots
         self._servers: dict[str, ServerEntry] = {}
         self._supervisor: Supervisor | None = None
-        self._events = StateStreams()
+        self._events: StateStreams[ServerStateChanged] = StateStreams()
+        self._updates: StateStreams[ResourceUpdate] = StateStreams()
         self._runner = ServerRunner(
             set_state=self._set_state,
             tools_changed=self._rebuild_registry,
             roots=lambda: self._roots,
+            resource_updated=self._on_resource_updated,
         )
         self._registry: dict[str, RegisteredTool] = {}
         self._by_server: dict[tuple[str, str], str] = {}
@@ -155,6 +174,7 @@ class SessionManager:
                 self._set_state(entry, "stopped")
             self._closed = True
             self._events.close()
+            self._updates.close()
 
     def __repr__(self) -> str:
         return f"SessionManager(name={self.name!r})"
@@ -266,6 +286,7 @@ class SessionManager:
             tools=tuple(t.name for t in entry.tools),
             instructions=entry.instructions,
             runs_tasks=entry.runs_tasks,
+            left_out=dict(entry.left_out),
         )
 
     def client(self, server_id: str) -> McpClient:
@@ -401,7 +422,63 @@ class SessionManager:
         client = self.client(server_id)
         await self._runner.load_tools(self._entry(server_id), client)
 
+    # -- resources and prompts
+
+    def resources(self, server_id: str) -> tuple[Resource, ...]:
+        """The server's resources, as last listed (no round trip; see the module docstring)."""
+        return self._entry(server_id).resources
+
+    def resource_templates(self, server_id: str) -> tuple[ResourceTemplate, ...]:
+        """The server's resource templates, as last listed (no round trip)."""
+        return self._entry(server_id).resource_templates
+
+    def prompts(self, server_id: str) -> tuple[Prompt, ...]:
+        """The server's prompts, as last listed (no round trip)."""
+        return self._entry(server_id).prompts
+
+    async def refresh_listings(self, server_id: str) -> None:
+        """List a ready server's resources, resource templates and prompts again now."""
+        client = self.client(server_id)
+        await load_listings(self._entry(server_id), client)
+
+    async def subscribe_resource(
+        self, server_id: str, uri: str, *, timeout: float | None = None
+    ) -> None:
+        """Watch a resource of one server; its changes come on :meth:`resource_updates`.
+
+        Waits for the server within ``timeout`` (then the request's own
+        deadline applies). The subscription outlives the connection: after a
+        restart or a renewed session the server is asked again, before calls
+        to it go on, and updates keep coming on the same streams.
+        """
+        self._sup()
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        client = await ready_client(self._entry(server_id), deadline)
+        await client.subscribe_resource(uri)
+
+    async def unsubscribe_resource(
+        self, server_id: str, uri: str, *, timeout: float | None = None
+    ) -> None:
+        """Stop watching a resource; it is not subscribed to again after a restart."""
+        self._sup()
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        client = await ready_client(self._entry(server_id), deadline)
+        await client.unsubscribe_resource(uri)
+
+    def resource_updates(self, max_buffer: int = 256) -> trio.MemoryReceiveChannel[ResourceUpdate]:
+        """Subscribe to the updates of every watched resource, of every server, from now on.
+
+        The stream outlives restarts of the servers. As with :meth:`events`,
+        the oldest update is dropped when ``max_buffer`` wait, the channel ends
+        when the manager closes, and closing it unsubscribes.
+        """
+        return self._updates.subscribe(max_buffer, closed=self._closed)
+
     # -- internals
+
+    def _on_resource_updated(self, entry: ServerEntry, uri: str) -> None:
+        if self._servers.get(entry.id) is entry:
+            self._updates.publish(ResourceUpdate(entry.id, uri))
 
     def _entry(self, server_id: str) -> ServerEntry:
         entry = self._servers.get(server_id)

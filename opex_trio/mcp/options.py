@@ -1,7 +1,7 @@
 """What the session manager is told about each server, and what it tells back.
 
 :class:`ServerOptions` (with :class:`HealthCheck`) says how one server is run;
-:class:`ServerStatus` and :class:`RegisteredTool` are the snapshots
+:class:`ServerStatus`, :class:`RegisteredTool` and :class:`ResourceUpdate` are the values
 :class:`~opex_trio.mcp.manager.SessionManager` hands out; :data:`ServerState`
 names where a server is; :func:`transport_factory` opens a connection for a
 typed configuration. Values only: nothing here opens a connection until a
@@ -11,7 +11,7 @@ factory is called.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Literal
 
@@ -32,6 +32,7 @@ __all__ = [
     "FINAL_STATES",
     "HealthCheck",
     "RegisteredTool",
+    "ResourceUpdate",
     "ServerOptions",
     "ServerState",
     "ServerStatus",
@@ -155,6 +156,16 @@ class ServerStatus:
     """The server's instructions for the model, from its latest handshake."""
     runs_tasks: bool = False
     """Whether the server declared, in its latest handshake, that it runs tool calls as tasks."""
+    left_out: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    """Tools the server offers that are not in the registry, by name, with the reason.
+
+    Today: a tool whose input schema declares a JSON Schema dialect this client
+    does not support (see :mod:`opex_trio.protocol.dialects`). It is not offered
+    to a model, since its arguments cannot be read by the dialect's rules (the
+    specification asks for an error saying so, not a guess); calling it with
+    :meth:`~opex_trio.mcp.manager.SessionManager.call_tool` still works, and
+    the server checks the arguments.
+    """
 
 
 @attrs.frozen
@@ -164,6 +175,18 @@ class RegisteredTool:
     name: str
     server: str
     tool: Tool
+
+
+@attrs.frozen
+class ResourceUpdate:
+    """A resource a server was asked to watch changed (``notifications/resources/updated``).
+
+    ``server`` is the server's id in the manager; read the resource again to
+    see what changed.
+    """
+
+    server: str
+    uri: str
 
 
 def transport_factory(

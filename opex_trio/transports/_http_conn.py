@@ -75,6 +75,8 @@ class HttpConnection:
             None if params.transport == "auto" else params.transport
         )
         self.session_id: str | None = None
+        self.sessions_seen: set[str] = set()
+        """Every session id this connection was given: kept out of messages (see :meth:`redact`)."""
         self.protocol_version: str | None = None
         self.init_id: RequestId | None = None
         self.generation = 0
@@ -118,8 +120,10 @@ class HttpConnection:
                 logger.exception("HTTP transport task for MCP server %r failed", self.name)
                 await self.deliver(
                     TransportBrokenError(
-                        f"the HTTP transport to MCP server {self.name!r} failed: "
-                        f"{type(exc).__name__}: {exc}"
+                        self.redact(
+                            f"the HTTP transport to MCP server {self.name!r} failed: "
+                            f"{type(exc).__name__}: {exc}"
+                        )
                     )
                 )
             finally:
@@ -189,11 +193,29 @@ class HttpConnection:
             close_body_with_response(response)
             yield response
 
+    def learn_session(self, session: str) -> None:
+        """Take ``session`` as the session id from now on."""
+        self.session_id = session
+        self.sessions_seen.add(session)
+
+    def redact(self, text: str) -> str:
+        """``text`` without any session id this connection was given.
+
+        A session id is a bearer credential for the session, so it stays out of
+        errors and logs, even when a server echoes it in an error body.
+        """
+        for session in self.sessions_seen:
+            if session in text:
+                text = text.replace(session, "<session id>")
+        return text
+
     def network_error(self, exc: BaseException, what: str) -> TransportBrokenError:
         kind = "timed out" if isinstance(exc, httpx2.TimeoutException) else "failed"
         return TransportBrokenError(
-            f"MCP server {self.name!r} ({safe_url(self.params.url)}): {what} {kind}: "
-            f"{type(exc).__name__}: {exc}".rstrip(": ")
+            self.redact(
+                f"MCP server {self.name!r} ({safe_url(self.params.url)}): {what} {kind}: "
+                f"{type(exc).__name__}: {exc}".rstrip(": ")
+            )
         )
 
     async def body(self, response: httpx2.Response, limit: int) -> bytes:
@@ -215,7 +237,7 @@ class HttpConnection:
             body = await self.body(response, BODY_EXCERPT)
         except httpx2.HTTPError:
             return ""
-        text = body[:BODY_EXCERPT].decode("utf-8", "replace").strip()
+        text = self.redact(body[:BODY_EXCERPT].decode("utf-8", "replace").strip())
         return f": {text}" if text else ""
 
     def status_words(self, response: httpx2.Response) -> str:
@@ -240,11 +262,12 @@ class HttpConnection:
         if sent_session is None or sent_session != self.session_id or self.expired:
             return None
         self.expired = True
-        return self.expired_error(sent_session)
+        return self.expired_error()
 
-    def expired_error(self, session: str) -> SessionExpiredError:
+    def expired_error(self) -> SessionExpiredError:
+        # The id itself is left out: it is a credential for the session.
         return SessionExpiredError(
-            f"MCP server {self.name!r} no longer knows session {session!r} (HTTP 404); "
+            f"MCP server {self.name!r} no longer knows our session (HTTP 404); "
             "a new session is needed",
             server=self.name,
         )

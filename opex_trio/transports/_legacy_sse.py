@@ -14,7 +14,7 @@ import contextlib
 import logging
 import math
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx2
 import trio
@@ -138,6 +138,10 @@ class LegacySse:
                 f"MCP server {self.name!r} named an endpoint on another origin "
                 f"({safe_url(endpoint)}); refused, it would receive our credentials"
             )
+        # The endpoint's query names the session: kept out of messages, as a
+        # Streamable HTTP session id is.
+        for values in parse_qs(urlsplit(endpoint).query).values():
+            self._conn.sessions_seen.update(v for v in values if len(v) >= 8)
         return endpoint
 
     async def post(self, out: Outgoing) -> None:

@@ -114,7 +114,7 @@ class StreamableHttp:
         if (status == 404 or forgot_session(status, body)) and sent_session is not None:
             # Refused, not run: the actor renews the session (unless this one is
             # older than the current) and may send the request again.
-            error = self._conn.session_gone(sent_session) or self._conn.expired_error(sent_session)
+            error = self._conn.session_gone(sent_session) or self._conn.expired_error()
             await self._conn.deliver(RequestFailure(message.id, error))
             return None
         if status >= 300:
@@ -129,7 +129,7 @@ class StreamableHttp:
                     raise ProtocolError(
                         f"MCP server {self.name!r} sent an invalid Mcp-Session-Id header"
                     )
-                self._conn.session_id = session
+                self._conn.learn_session(session)
         content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
         if status in (202, 204):
             return None  # the answer will come on the GET stream
@@ -162,7 +162,7 @@ class StreamableHttp:
             # A JSON-RPC error for this request: that is the server's answer.
             await self._conn.deliver(body)
             return
-        text = body[:BODY_EXCERPT].decode("utf-8", "replace").strip()
+        text = self._conn.redact(body[:BODY_EXCERPT].decode("utf-8", "replace").strip())
         await self._conn.fail_request(
             message,
             TransportBrokenError(

@@ -25,6 +25,11 @@ may close it on purpose, or the network drops it) is resumed with a GET that
 carries ``Last-Event-ID``, after the delay the server asked for with
 ``retry:``. A stream without event ids cannot be resumed: that request fails.
 
+A modern request (one that names its protocol version in ``_meta``) is
+cancelled by closing its response stream, as the modern era asks of HTTP: a
+``notifications/cancelled`` for it is not POSTed (a server without sessions
+could not place it) but closes the stream of the request it names.
+
 Errors: a network failure (refused connection, reset, timeout) breaks the
 connection (:class:`~opex_trio.errors.TransportBrokenError`); a 401 or 403
 raises :class:`~opex_trio.errors.TransportAuthError`; a 404 for our session
@@ -67,7 +72,8 @@ import httpx2
 import trio
 
 from ..errors import OpexError
-from ..protocol.jsonrpc import Notification, Request
+from ..protocol.jsonrpc import Notification, Request, RequestId
+from ..protocol.modern import PROTOCOL_VERSION_KEY
 from ._http_conn import JSON, HttpConnection
 from ._http_params import HttpMode, HttpParameters, safe_url
 from ._legacy_sse import LegacySse
@@ -90,6 +96,8 @@ class HttpTransport(Transport):
         self._conn = HttpConnection(params, client, nursery)
         self._streamable = StreamableHttp(self._conn)
         self._legacy = LegacySse(self._conn)
+        # The streams of modern requests in flight: cancelling one closes it.
+        self._modern_streams: dict[RequestId, trio.CancelScope] = {}
 
     # -- what the connection learned
 
@@ -143,10 +151,10 @@ class HttpTransport(Transport):
                 if conn.mode == "sse":
                     await self._legacy.post(out)
                 else:
-                    conn.spawn(self._request, out)
+                    conn.spawn(self._request, out, self._modern_scope(message))
             elif conn.mode == "sse":
                 await self._legacy.post(out)
-            else:
+            elif not self._closed_stream_of(message):
                 await self._streamable.post_oneway(out)
                 if (
                     isinstance(message, Notification)
@@ -155,10 +163,40 @@ class HttpTransport(Transport):
                 ):
                     conn.spawn(self._streamable.listen)
 
-    async def _request(self, out: Outgoing) -> None:
-        status = await self._streamable.request(out)
-        if status is not None:
-            await self._legacy.fall_back(out, status)
+    def _modern_scope(self, message: Request) -> trio.CancelScope | None:
+        """The scope of a modern request's stream, known before its task starts; else None."""
+        meta = (message.params or {}).get("_meta")
+        if not isinstance(meta, dict) or PROTOCOL_VERSION_KEY not in meta:
+            return None
+        scope = self._modern_streams[message.id] = trio.CancelScope()
+        return scope
+
+    async def _request(self, out: Outgoing, scope: trio.CancelScope | None) -> None:
+        if scope is None:
+            status = await self._streamable.request(out)
+            if status is not None:
+                await self._legacy.fall_back(out, status)
+            return
+        message = out.message
+        assert isinstance(message, Request)
+        # Cancelled before it started, it is never sent.
+        with scope:
+            try:
+                await self._streamable.request(out)
+            finally:
+                if self._modern_streams.get(message.id) is scope:
+                    del self._modern_streams[message.id]
+
+    def _closed_stream_of(self, message: object) -> bool:
+        """Close the stream a modern request's cancellation names; whether it did."""
+        if not isinstance(message, Notification) or message.method != "notifications/cancelled":
+            return False
+        rid = (message.params or {}).get("requestId")
+        scope = self._modern_streams.pop(rid, None) if isinstance(rid, str | int) else None
+        if scope is None:
+            return False
+        scope.cancel()
+        return True
 
     async def receive(self) -> bytes | str:
         """The next message from any of the server's streams or responses."""

@@ -450,6 +450,9 @@ async def test_the_token_reaches_the_server_and_nothing_else(
                 await states_of(events, "ready")
                 assert (await mcp.call_tool(sid, "echo", {"message": "b"})).text == "b"
                 if kind in ("http", "sse"):
+                    # No listing of resources or prompts in flight (they follow a
+                    # restart), so the next call is the one that finds out.
+                    await mcp.refresh_listings(sid)
                     # A forgotten session, renewed in place.
                     loop.http.forget_sessions()
                     assert (await mcp.call_tool(sid, "echo", {"message": "c"})).text == "c"
@@ -584,6 +587,9 @@ async def test_an_expired_session_fails_the_calls_in_flight_and_the_next_call_wo
                 sid = await mcp.add_server(
                     {"url": loop.url}, name="remote", wait=True, timeout=BOUND
                 )
+                # No listing of resources or prompts in flight (they follow
+                # "ready"), so the echo below is the call that finds out.
+                await mcp.refresh_listings(sid)
                 client = mcp.client(sid)
                 events = mcp.events()
                 errors: list[BaseException] = []

@@ -50,6 +50,12 @@ def fail(message: str) -> str:
     raise ToolError(message)
 
 
+async def touch(uri: str, ctx: Context[Any, Any]) -> str:
+    """Announce that ``uri`` changed, to the clients watching it."""
+    await ctx.notify_resource_updated(uri)
+    return "touched"
+
+
 def greeting() -> str:
     """The text of ``peer://greeting``."""
     return "hello"
@@ -63,7 +69,7 @@ def greet(name: str) -> str:
 def build() -> Any:
     """The server with its tools, resource and prompt."""
     app = MCPServer("opex-trio-sdk-peer", version="1.0.0")
-    for tool in (add, echo, progress, fail):
+    for tool in (add, echo, progress, fail, touch):
         app.add_tool(tool)
     app.resource("peer://greeting", name="greeting", mime_type="text/plain")(greeting)
     app.prompt(name="greet")(greet)
