@@ -42,6 +42,7 @@ from .mcp_server import McpTestServer, ToolContext, ToolFailure, _Connection, _R
 __all__ = ["ServerTask", "TaskFunction", "TaskTestServer"]
 
 TaskFunction = Callable[[Mapping[str, Any], "ServerTask"], Awaitable[Any]]
+"""A task tool's function: ``(arguments, task)``, returning what a plain tool returns."""
 _MISSING_CAPABILITY = -32021
 
 

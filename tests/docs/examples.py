@@ -372,7 +372,10 @@ def _match_lines(
 
 
 def find_pages(root: Path) -> Iterator[Path]:
-    """Every Markdown page under docs/ (the build directory left out)."""
+    """README.md and every Markdown page under docs/ (the build directory left out)."""
+    readme = root / "README.md"
+    if readme.is_file():
+        yield readme
     docs = root / "docs"
     for page in sorted(docs.rglob("*.md")):
         relative = page.relative_to(docs)
