@@ -8,20 +8,30 @@ in one run and are measured the same way:
 * one lifecycle: spawn, initialize, list tools, shut down;
 * peak RSS of the client process.
 
-Latency, throughput and lifecycle interleave the three clients in one process;
-peak RSS is measured in a fresh interpreter per client. The hand-written client
-is the limit: no protocol checks, a batching writer, a
-dict of events. The SDK client runs under trio through anyio.
+opex_trio is called as users call it, with its default per-call timeout
+(``--no-timeout`` passes ``timeout=None`` instead). The hand-written client is
+the limit: no protocol checks, a batching writer, a dict of events. The SDK
+client runs under trio through anyio.
 
-Run ``python benchmarks/bench_stdio.py`` (``--quick`` for a smoke run,
-``--write`` to update benchmarks/README.md). The official SDK (``mcp``) must
-be importable for its column; it is a benchmark dependency only.
+A run is a fresh interpreter in which latency, throughput and lifecycle
+interleave the three clients round by round (so a slow spell of a shared
+machine hits them alike), followed by a fresh interpreter per client for its
+peak RSS. Every round's figures are kept (``--json``); the summary gives the
+median over all rounds with the lowest and highest round, the ratios taken
+within each round, and each run's median beside the others': the spread, never
+the best run. ``--write`` puts the summary in benchmarks/README.md and draws
+every round in benchmarks/stdio.svg (``--plot-only`` redraws it from the JSON).
+
+Run ``python benchmarks/bench_stdio.py`` (``--quick`` for a smoke run). The
+official SDK (``mcp``) must be importable for its column; it is a benchmark
+dependency only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -123,6 +133,8 @@ class HandWritten:
 
 
 class Opex:
+    """opex_trio as users call it: the default per-call timeout."""
+
     async def __aenter__(self) -> Opex:
         from opex_trio.mcp.client import McpClient
         from opex_trio.transports.stdio import StdioParameters, open_stdio_transport
@@ -136,10 +148,17 @@ class Opex:
         await self._client.__aexit__(*exc)
 
     async def call(self, name: str, arguments: dict[str, Any]) -> Any:
-        return await self._client.call_tool(name, arguments, timeout=None)
+        return await self._client.call_tool(name, arguments)
 
     async def list_tools(self) -> Any:
         return await self._client.list_tools()
+
+
+class OpexNoTimeout(Opex):
+    """opex_trio with ``timeout=None``: no per-call deadline (``--no-timeout``)."""
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> Any:
+        return await self._client.call_tool(name, arguments, timeout=None)
 
 
 class Sdk:
@@ -210,34 +229,32 @@ async def _lifecycle(kind: str) -> float:
     return time.perf_counter() - start
 
 
-async def measure_all(kinds: tuple[str, ...], rounds: int, quick: bool) -> dict[str, Any]:
+Round = dict[str, dict[str, float]]  # client -> measure -> value, for one round
+
+
+async def measure_all(kinds: tuple[str, ...], rounds: int, quick: bool) -> list[Round]:
+    """Each round's figures per client: p50 and p99 of a block of sequential calls,
+    throughput of one burst, one lifecycle."""
     block = 100 if quick else 250
     burst = 500 if quick else 2500
-    samples: dict[str, dict[str, list[float]]] = {
-        k: {"seq": [], "p50": [], "tput": [], "life": []} for k in kinds
-    }
     from contextlib import AsyncExitStack
 
+    out: list[Round] = []
     async with AsyncExitStack() as stack:
         clients = {k: await stack.enter_async_context(FACTORIES[k]()) for k in kinds}
         for client in clients.values():
             await _sequential(client, 100)  # warm up
         for _ in range(rounds):
+            this: Round = {}
             for kind, client in clients.items():
-                times = await _sequential(client, block)
-                samples[kind]["seq"].extend(times)
-                samples[kind]["p50"].append(statistics.median(times))
-                samples[kind]["tput"].append(await _throughput(client, burst))
-                samples[kind]["life"].append(await _lifecycle(kind))
-    out: dict[str, Any] = {}
-    for kind, s in samples.items():
-        pooled = sorted(s["seq"])
-        out[kind] = {
-            "seq_p50_us": statistics.median(s["p50"]) * 1e6,
-            "seq_p99_us": pooled[int(len(pooled) * 0.99) - 1] * 1e6,
-            "throughput_per_s": statistics.median(s["tput"]),
-            "lifecycle_ms": statistics.median(s["life"]) * 1e3,
-        }
+                times = sorted(await _sequential(client, block))
+                this[kind] = {
+                    "seq_p50_us": statistics.median(times) * 1e6,
+                    "seq_p99_us": times[math.ceil(len(times) * 0.99) - 1] * 1e6,
+                    "throughput_per_s": await _throughput(client, burst),
+                    "lifecycle_ms": await _lifecycle(kind) * 1e3,
+                }
+            out.append(this)
     return out
 
 
@@ -262,13 +279,27 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def rss_of(kind: str) -> float | None:
-    cmd = [sys.executable, __file__, "--rss", kind]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
+def _child(*args: str) -> str | None:
+    """Run this script in a fresh interpreter; its last line of output, or None if it failed."""
+    cmd = [sys.executable, __file__, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1800)
     if proc.returncode != 0:
-        print(f"{kind}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+        print(f"{' '.join(args)}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
-    return float(proc.stdout.strip().splitlines()[-1])
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def one_run(kinds: tuple[str, ...], rounds: int, quick: bool, flags: list[str]) -> dict[str, Any]:
+    """One run in a fresh interpreter: its rounds, then each client's peak RSS."""
+    line = _child("--one-run", "--rounds", str(rounds), *flags, *(["--quick"] if quick else []))
+    if line is None:
+        raise SystemExit("a run failed")
+    rss: dict[str, float] = {}
+    for kind in kinds:
+        value = _child("--rss", kind, *flags)
+        if value is not None:
+            rss[kind] = float(value)
+    return {"rounds": json.loads(line), "peak_rss_mb": rss}
 
 
 def available() -> tuple[str, ...]:
@@ -280,29 +311,111 @@ def available() -> tuple[str, ...]:
     return CLIENTS
 
 
+# -- the summary: the spread over rounds and over runs, never the best run
+
 ROWS = [
-    ("seq_p50_us", "sequential round trip p50 (us)", "lower"),
-    ("seq_p99_us", "sequential round trip p99 (us)", "lower"),
-    ("throughput_per_s", "throughput, 64 in flight (calls/s)", "higher"),
-    ("lifecycle_ms", "spawn + initialize + list_tools + shutdown (ms)", "lower"),
-    ("peak_rss_mb", "client peak RSS (MB)", "lower"),
+    ("seq_p50_us", "sequential round trip p50 (us)"),
+    ("seq_p99_us", "sequential round trip p99 (us)"),
+    ("throughput_per_s", "throughput, 64 in flight (calls/s)"),
+    ("lifecycle_ms", "spawn + initialize + list_tools + shutdown (ms)"),
 ]
 
 
-def table(results: dict[str, dict[str, Any]]) -> str:
-    kinds = [k for k in CLIENTS if k in results]
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if value >= 1000 else f"{value:,.1f}"
+
+
+def _spread(values: list[float], fmt: Callable[[float], str] = _num) -> str:
+    """``median (min-max)``."""
+    return f"{fmt(statistics.median(values))} ({fmt(min(values))}-{fmt(max(values))})"
+
+
+def _ratios(values: list[float]) -> str:
+    """``median x (min-max)``."""
+    return f"{statistics.median(values):.2f}x ({min(values):.2f}-{max(values):.2f})"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    """Per measure and client, the median over every round of every run (min-max of
+    the rounds); the ratios are taken within each round, where the clients ran
+    interleaved, then summarised the same way."""
+    kinds = [k for k in CLIENTS if k in runs[0]["rounds"][0]]
+    rounds = [r for run in runs for r in run["rounds"]]
     head = "| measure | " + " | ".join(kinds) + " | opex / hand-written | opex / SDK |"
     lines = [head, "|" + " --- |" * (len(kinds) + 3)]
-    for key, label, _better in ROWS:
-        values = [results[k].get(key, float("nan")) for k in kinds]
-        opex = results.get("opex_trio", {}).get(key)
-        hand = results.get("handwritten", {}).get(key)
-        sdk = results.get("mcp_sdk", {}).get(key)
-        r_hand = f"{opex / hand:.2f}x" if opex and hand else "n/a"
-        r_sdk = f"{opex / sdk:.2f}x" if opex and sdk else "n/a"
-        cells = " | ".join(f"{v:,.1f}" for v in values)
-        lines.append(f"| {label} | {cells} | {r_hand} | {r_sdk} |")
+    for key, label in ROWS:
+        cells = [_spread([r[k][key] for r in rounds]) for k in kinds]
+        for other in ("handwritten", "mcp_sdk"):
+            if other in kinds:
+                ratios = [r["opex_trio"][key] / r[other][key] for r in rounds]
+                cells.append(_ratios(ratios))
+            else:
+                cells.append("n/a")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    rss = {k: [run["peak_rss_mb"][k] for run in runs if k in run["peak_rss_mb"]] for k in kinds}
+    cells = [_spread(rss[k]) if rss[k] else "n/a" for k in kinds]
+    for other in ("handwritten", "mcp_sdk"):
+        pairs = [r["peak_rss_mb"] for r in runs]
+        ratios = [p["opex_trio"] / p[other] for p in pairs if "opex_trio" in p and other in p]
+        cells.append(_ratios(ratios) if ratios else "n/a")
+    lines.append("| client peak RSS (MB; one per run) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def runs_table(runs: list[dict[str, Any]]) -> str:
+    """Each run's median over its rounds, per measure and client: the spread across runs."""
+    kinds = [k for k in CLIENTS if k in runs[0]["rounds"][0]]
+    head = "| measure (median of each run) | " + " | ".join(kinds) + " | opex / hand-written |"
+    lines = [head, "|" + " --- |" * (len(kinds) + 2)]
+    for key, label in ROWS:
+        cells = []
+        for kind in kinds:
+            medians = [statistics.median(r[kind][key] for r in run["rounds"]) for run in runs]
+            cells.append(", ".join(_num(m) for m in medians))
+        ratios = [
+            statistics.median(r["opex_trio"][key] / r["handwritten"][key] for r in run["rounds"])
+            for run in runs
+        ]
+        cells.append(", ".join(_ratio(x) for x in ratios))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(data: dict[str, Any]) -> str:
+    """The SVG picture of a result: per client, each round's latency and throughput."""
+    from _svg_plot import strip_plot
+
+    runs = data["runs"]
+    kinds = [k for k in CLIENTS if k in runs[0]["rounds"][0]]
+
+    def series(key: str) -> dict[str, list[list[float]]]:
+        return {k: [[r[k][key] for r in run["rounds"]] for run in runs] for k in kinds}
+
+    meta = data["meta"]
+    n_rounds = sum(len(run["rounds"]) for run in runs)
+    notes = [
+        f"{len(runs)} runs, {n_rounds} rounds in all: a dot per round (one lane per run), "
+        "the bar and number at the median.",
+        f"{meta['machine']}, {meta['date']}, load average {meta['load_average'][0]:.1f} at the "
+        "end (a shared machine: wall-clock figures are noisy).",
+    ]
+    timeout = "timeout=None" if meta["opex_trio_timeout"] == "none" else "default timeout"
+    return strip_plot(
+        [
+            ("sequential round trip p50, us (log scale; lower is better)", series("seq_p50_us")),
+            (
+                "throughput, 64 in flight, calls/s (log scale; higher is better)",
+                series("throughput_per_s"),
+            ),
+        ],
+        title=f"MCP over stdio: opex_trio ({timeout}), the hand-written client, the mcp SDK",
+        notes=notes,
+        log=True,
+    )
 
 
 def write_readme(text: str) -> None:
@@ -320,26 +433,74 @@ def write_readme(text: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rss", choices=CLIENTS, help="(internal) measure one client's peak RSS")
-    parser.add_argument("--quick", action="store_true")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rss", choices=CLIENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--one-run", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 run of 2 short rounds")
     parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
-    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (median kept)")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per run")
+    parser.add_argument("--runs", type=int, default=3, help="runs, each in a fresh interpreter")
+    parser.add_argument(
+        "--no-timeout",
+        action="store_true",
+        help="call opex_trio with timeout=None instead of its default per-call timeout",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=HERE / "stdio.svg",
+        help="where --write draws the picture",
+    )
+    parser.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="only draw the picture of the figures in --json again",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=HERE / "results" / "stdio.json",
+        help="where to keep every round's figures (plot_stdio.py draws them)",
+    )
     args = parser.parse_args()
+    flags = ["--no-timeout"] if args.no_timeout else []
+    if args.no_timeout:
+        FACTORIES["opex_trio"] = OpexNoTimeout
     if args.rss:
         print(trio.run(rss_workload, args.rss))
         return
+    if args.plot_only:
+        args.plot.write_text(plot(json.loads(args.json.read_text())))
+        return
     kinds = available()
-    results = trio.run(measure_all, kinds, 2 if args.quick else args.rounds, args.quick)
-    for kind in kinds:
-        rss = rss_of(kind)
-        if rss is not None:
-            results[kind]["peak_rss_mb"] = rss
-    text = table(results)
+    if args.one_run:
+        print(json.dumps(trio.run(measure_all, kinds, args.rounds, args.quick)))
+        return
+    rounds, n_runs = (2, 1) if args.quick else (args.rounds, args.runs)
+    runs = []
+    for i in range(n_runs):
+        runs.append(one_run(kinds, rounds, args.quick, flags))
+        print(f"run {i + 1} of {n_runs} done", file=sys.stderr, flush=True)
+    machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine,
+        "load_average": os.getloadavg(),
+        "opex_trio_timeout": "none" if args.no_timeout else "default",
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    data = {"meta": meta, "runs": runs}
+    args.json.write_text(json.dumps(data, indent=1))
+    text = (
+        f"Measured on {machine}, {meta['date']}: {n_runs} runs of {rounds} rounds, opex_trio "
+        f"with {'timeout=None' if args.no_timeout else 'its default per-call timeout'}. "
+        "Median over all rounds (lowest-highest round).\n\n"
+        f"{table(runs)}\n\n{runs_table(runs)}"
+    )
     print(text)
     if args.write:
-        machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
-        write_readme(f"Measured on {machine}, {time.strftime('%Y-%m-%d')}.\n\n{text}")
+        write_readme(text)
+        args.plot.write_text(plot(data))
 
 
 if __name__ == "__main__":

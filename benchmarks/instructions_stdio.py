@@ -32,17 +32,9 @@ sys.path.insert(0, str(HERE))
 
 import bench_stdio  # noqa: E402 - the clients live beside this script
 
-
-class OpexDefault(bench_stdio.Opex):
-    """opex_trio as users call it: the default per-call timeout."""
-
-    async def call(self, name: str, arguments: dict[str, Any]) -> Any:
-        return await self._client.call_tool(name, arguments)
-
-
 CLIENTS: dict[str, Any] = {
-    "opex_trio": OpexDefault,
-    "opex_trio_no_timeout": bench_stdio.Opex,
+    "opex_trio": bench_stdio.Opex,
+    "opex_trio_no_timeout": bench_stdio.OpexNoTimeout,
     "handwritten": bench_stdio.HandWritten,
 }
 

@@ -47,9 +47,10 @@ class Deadlines:
 
     def add(self, at: float, reply: Reply, request_id: RequestId) -> None:
         """Expire ``reply`` at ``at`` unless it is answered first."""
-        self._seq += 1
-        heapq.heappush(self._heap, (at, self._seq, request_id, reply))
-        if len(self._heap) > self._limit:
+        seq = self._seq = self._seq + 1
+        heap = self._heap
+        heapq.heappush(heap, (at, seq, request_id, reply))
+        if len(heap) > self._limit:
             self._compact()
         if at < self._next:
             self._wake.set()
@@ -71,7 +72,12 @@ class Deadlines:
 
     def _compact(self) -> None:
         """Drop the entries of answered requests and of deadlines moved since."""
-        live = [entry for entry in self._heap if not self._stale(entry)]
+        # _stale, written out: this runs over the whole heap.
+        latest = self._latest
+        if latest:
+            live = [e for e in self._heap if not e[3].done and latest.get(e[2], e[1]) == e[1]]
+        else:
+            live = [e for e in self._heap if not e[3].done]
         heapq.heapify(live)
         self._heap = live
         # The next compaction comes once answered entries outnumber the live

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
@@ -32,7 +32,11 @@ class Reply:
     def set(self, result: Mapping[str, Any]) -> None:
         if not self.done:
             self.result = result
-            self._wake()
+            # _wake(), written out: every response comes this way.
+            self.done = True
+            waiter, self._waiter = self._waiter, None
+            if waiter is not None:
+                trio.lowlevel.reschedule(waiter)
 
     def fail(self, error: BaseException) -> None:
         if not self.done:
@@ -50,10 +54,18 @@ class Reply:
         if self.done:
             await trio.lowlevel.checkpoint()
             return
+        await trio.lowlevel.wait_task_rescheduled(self.park())
+
+    def park(self) -> Callable[[Any], trio.lowlevel.Abort]:
+        """Make the current task the waiter of a reply not yet done; return its abort function.
+
+        For the hot path: ``await trio.lowlevel.wait_task_rescheduled(reply.park())``
+        is :meth:`wait` without its frame.
+        """
         if self._waiter is not None:
             raise RuntimeError("only one task may wait for a reply")
         self._waiter = trio.lowlevel.current_task()
-        await trio.lowlevel.wait_task_rescheduled(self._abort)
+        return self._abort
 
     def _abort(self, _: Any) -> trio.lowlevel.Abort:
         self._waiter = None

@@ -64,7 +64,7 @@ from ._options import ProgressCallback
 if TYPE_CHECKING:
     from .client import McpClient, _Timing
 
-__all__ = ["call_tool", "runs_tasks"]
+__all__ = ["call_tool", "follow", "runs_tasks"]
 
 logger = logging.getLogger("opex_trio.mcp")
 
@@ -99,8 +99,7 @@ async def call_tool(
         handle = task_handle(result, legacy=False)
         if handle is None:
             return result  # the common case: nothing more to do
-        # The handle counts as progress: an idle deadline starts again from here.
-        return await _Run(client, name, TaskFollower(handle), _Clock(timing), progress).run()
+        return await follow(client, name, handle, timing, progress)
     clock = _Clock(timing)
     # 2025-11-25: the call's progress token stays valid for the task's whole life.
     token = client._progress_tokens()
@@ -127,6 +126,22 @@ async def call_tool(
         return await _Run(client, name, follower, clock, None).run()
     finally:
         client._notices.progress.pop(token, None)
+
+
+async def follow(
+    client: McpClient,
+    name: str,
+    handle: Mapping[str, Any],
+    timing: _Timing,
+    progress: ProgressCallback | None,
+) -> Mapping[str, Any]:
+    """Follow the task a modern server answered ``tools/call`` with; return the tool's result.
+
+    :meth:`McpClient.call_tool` sends the call itself when it asks for no task
+    (every tool call's path) and comes here only when a task handle answers it.
+    """
+    # The handle counts as progress: an idle deadline starts again from here.
+    return await _Run(client, name, TaskFollower(handle), _Clock(timing), progress).run()
 
 
 async def _send_call(

@@ -43,6 +43,7 @@ from ..errors import (
     UsageError,
 )
 from ..protocol.jsonrpc import RequestId
+from ..protocol.tasks import task_handle
 from ..protocol.types import (
     CallToolResult,
     CompleteResult,
@@ -103,22 +104,36 @@ _LISTING_CAPABILITY = {
 }
 """Listings a server offers only with a capability (tools are listed regardless)."""
 
+_INF = math.inf
+
 Timeout: TypeAlias = float | Literal["default"] | None
 """Seconds, ``None`` for no deadline, or ``"default"`` for the client's option."""
 
 
-@attrs.frozen
+@attrs.define
 class _Timing:
-    """The deadlines of one call.
+    """The deadlines of one call; never changed once made (``attrs.evolve`` makes another).
 
     ``deadline`` bounds the whole call, ``seconds`` after it began (``None``
     and infinity: no bound). ``idle`` is set when progress restarts the
     deadline: then the call also fails after ``idle`` seconds without progress.
+    Made for every call, so not frozen: a frozen attrs class pays a method
+    call per field where this one assigns plainly.
     """
 
     seconds: float | None
     deadline: float
     idle: float | None
+
+
+def _result(reply: Reply) -> Mapping[str, Any]:
+    """The result of an answered request, or its error raised."""
+    if reply.error is not None:
+        # Its own instance: the error may be every pending caller's, and a
+        # shared one would collect all their frames in its traceback.
+        raise copy_error(reply.error)
+    assert reply.result is not None
+    return reply.result
 
 
 class McpClient(Actor):
@@ -210,11 +225,10 @@ class McpClient(Actor):
         options = self.options
         seconds = options.request_timeout if timeout == "default" else timeout
         reset = options.reset_on_progress if reset_on_progress is None else reset_on_progress
-        now = trio.current_time()
         if not reset or seconds is None:
-            return _Timing(seconds, math.inf if seconds is None else now + seconds, None)
+            return _Timing(seconds, _INF if seconds is None else self._now() + seconds, None)
         total = options.max_total_timeout if max_total_timeout == "default" else max_total_timeout
-        return _Timing(total, math.inf if total is None else now + total, seconds)
+        return _Timing(total, _INF if total is None else self._now() + total, seconds)
 
     async def _request(
         self,
@@ -225,17 +239,21 @@ class McpClient(Actor):
     ) -> Mapping[str, Any]:
         reply = await self._exchange(method, params, timing, progress)
         if reply.refused:
-            # Refused for a session the server forgot, so it never ran: sent once
-            # more, in the new session, within the same deadline.
-            logger.debug("MCP server %r: sending %s again in the new session", self.name, method)
-            self._check_usable()
-            reply = await self._exchange(method, params, timing, progress)
-        if reply.error is not None:
-            # Its own instance: the error may be every pending caller's, and a
-            # shared one would collect all their frames in its traceback.
-            raise copy_error(reply.error)
-        assert reply.result is not None
-        return reply.result
+            reply = await self._resend(method, params, timing, progress)
+        return _result(reply)
+
+    async def _resend(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        timing: _Timing,
+        progress: ProgressCallback | None,
+    ) -> Reply:
+        # Refused for a session the server forgot, so it never ran: sent once
+        # more, in the new session, within the same deadline.
+        logger.debug("MCP server %r: sending %s again in the new session", self.name, method)
+        self._check_usable()
+        return await self._exchange(method, params, timing, progress)
 
     async def _exchange(
         self,
@@ -248,8 +266,9 @@ class McpClient(Actor):
         idle = timing.idle
         deadline = timing.deadline
         # The first deadline: the whole call's, or the first idle period's.
-        first = deadline if idle is None else min(deadline, trio.current_time() + idle)
-        await self._await_renewal(timing.seconds if idle is None else idle, first, method)
+        first = deadline if idle is None else min(deadline, self._now() + idle)
+        if self._renewing is not None:
+            await self._await_renewal(timing.seconds if idle is None else idle, first, method)
         token: int | None = None
         if progress is not None or idle is not None:
             token = self._progress_tokens()
@@ -283,11 +302,11 @@ class McpClient(Actor):
                     self._session.cancel(request.id, notify=False)
                     reply.fail(TIMED_OUT)
             if not reply.done:
-                if first != math.inf:
+                if first != _INF:
                     self._deadlines.add(first, reply, request.id)
                 # Waiting for the reply is this call's checkpoint (send_nowait
-                # spared send()'s two).
-                await reply.wait()
+                # spared send()'s two); what reply.wait() does, without its frame.
+                await trio.lowlevel.wait_task_rescheduled(reply.park())
         except BaseException:
             # Cancelled by the caller: tell the server, if the request got out.
             if not reply.done:
@@ -414,8 +433,23 @@ class McpClient(Actor):
             params["_meta"] = dict(meta)
         self._check_usable()
         timing = self._timing(timeout, reset_on_progress, max_total_timeout)
-        ask = task and self.runs_tasks
-        result = await _tasks.call_tool(self, name, params, timing, progress, ask_task=ask)
+        if task and self.runs_tasks:
+            result = await _tasks.call_tool(self, name, params, timing, progress, ask_task=True)
+        else:
+            # What _tasks.call_tool does when no task is asked for, without its
+            # frames and those of _request(): this is every tool call's path.
+            try:
+                reply = await self._exchange("tools/call", params, timing, progress)
+                if reply.refused:
+                    reply = await self._resend("tools/call", params, timing, progress)
+                result = _result(reply)
+            except ConfigError as exc:
+                # Raised where the request is encoded: the arguments cannot be sent.
+                raise ConfigError(f"arguments of tool {name!r} cannot be sent: {exc}") from exc
+            # Only a result with a resultType can be a task handle.
+            handle = task_handle(result, legacy=False) if "resultType" in result else None
+            if handle is not None:
+                result = await _tasks.follow(self, name, handle, timing, progress)
         try:
             return CallToolResult.from_dict(result)
         except ProtocolError as exc:

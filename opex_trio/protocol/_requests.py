@@ -46,6 +46,9 @@ __all__ = [
     "resend_round",
 ]
 
+# A global, read faster than the member off its class (see protocol/session.py).
+_MODERN = Era.MODERN
+
 
 def check_options(
     protocol_version: str, modern_version: str, era: Era | None, log_level: str | None
@@ -78,7 +81,7 @@ def new_request(
     """Build a request in the session's era and record it as pending with ``context``."""
     rid = session.next_id()
     feats = session.features
-    if feats is not None and feats.era is Era.MODERN:
+    if feats is not None and feats.era is _MODERN:
         request = Request(rid, method, with_meta(params, session.meta_for(feats.version)))
         session._pending.add(rid, method, context, params or {})
     else:

@@ -53,6 +53,14 @@ class LineFramer:
         Blank lines (and a carriage return before the newline) are dropped. An oversized
         line comes out as a :class:`MessageTooLargeError` in its place.
         """
+        if not self._discarding and not self._buffer and b"\r" not in data:
+            # The common case, in bulk: whole lines, none too large, no carriage return.
+            lines = data.split(b"\n")
+            if max(map(len, lines)) <= self.max_size:
+                rest = lines.pop()
+                if rest:
+                    self._buffer += rest
+                return [line for line in lines if line and not line.isspace()]
         out: list[bytes | MessageTooLargeError] = []
         start = 0
         end = len(data)

@@ -22,8 +22,10 @@ and no schema validation; MCP-level meaning lives in :mod:`.types` and
 from __future__ import annotations
 
 import json
+import json.encoder
+import json.scanner
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
 import attrs
@@ -312,7 +314,14 @@ def decode(data: bytes | str, *, allow_batch: bool = False) -> list[Message | Pr
     """
     try:
         # Decoding to str first spares json.loads its encoding detection.
-        obj = _loads(data.decode("utf-8") if isinstance(data, bytes | bytearray) else data)
+        text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+        try:
+            obj, end = _scan(text, 0)
+        except (StopIteration, ValueError, RecursionError):
+            end = -1
+        if end != len(text):
+            # Not one JSON value alone: the full decoder says what is wrong.
+            obj = _loads(text)
     except (ValueError, RecursionError) as exc:
         # UnicodeDecodeError is a ValueError, so undecodable bytes land here too.
         preview = data[:80] if isinstance(data, str) else data[:80].decode("utf-8", "replace")
@@ -338,7 +347,41 @@ def decode(data: bytes | str, *, allow_batch: bool = False) -> list[Message | Pr
 
 
 _loads = json.JSONDecoder().decode
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+# The C scanner under _loads: a message that is one JSON value and nothing
+# more (every one a well-behaved peer sends) skips the two Python frames and
+# two regular-expression matches around it; anything else takes _loads.
+_scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    json.JSONDecoder()  # type: ignore[arg-type]  # typeshed types the argument as the scanner
+)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_dumps = _ENCODER.encode
+
+
+def _c_encoder() -> Callable[[Any, int], Sequence[str]] | None:
+    """The C encoder ``_dumps`` makes afresh for each call, made once.
+
+    It is made without a circular-reference check, whose state would outlive
+    a failed call; a value it cannot encode (a cycle, NaN, an unknown type)
+    goes through ``_dumps`` again, which raises the error it always did.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return None
+    encoder: Callable[[Any, int], Sequence[str]] = make(
+        None,
+        _ENCODER.default,
+        json.encoder.encode_basestring,
+        None,
+        _ENCODER.key_separator,
+        _ENCODER.item_separator,
+        False,
+        False,
+        False,
+    )
+    return encoder
+
+
+_iterencode = _c_encoder()
 
 
 def encode(message: Message) -> bytes:
@@ -347,6 +390,11 @@ def encode(message: Message) -> bytes:
     Raises :class:`~opex_trio.errors.ConfigError` (naming the message) when its
     params hold something JSON cannot carry, such as NaN or an arbitrary object.
     """
+    if _iterencode is not None:
+        try:
+            return "".join(_iterencode(message.to_dict(), 0)).encode("utf-8")
+        except (TypeError, ValueError, RecursionError):
+            pass  # _dumps below raises the error it always did
     try:
         return _dumps(message.to_dict()).encode("utf-8")
     except (TypeError, ValueError) as exc:

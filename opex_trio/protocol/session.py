@@ -141,6 +141,13 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
 
 
+# On Python 3.11 reading an enum member off its class goes through the
+# metaclass's __getattr__ hook, several times slower than a global: the paths
+# every message takes use these.
+_READY = SessionState.READY
+_CLOSED = SessionState.CLOSED
+
+
 def era_of_probe_error(code: int) -> Era:
     """The era a JSON-RPC error to the ``server/discover`` probe reveals.
 
@@ -402,7 +409,7 @@ class ClientSession:
 
     def receive_message(self, message: Message) -> list[SessionEvent]:
         """Handle one parsed message and return what it means (usually one event)."""
-        if self.state is SessionState.CLOSED:
+        if self.state is _CLOSED:
             return [LateResponse(getattr(message, "id", None))]
         if isinstance(message, Response):
             return self._on_response(message)
@@ -472,7 +479,7 @@ class ClientSession:
     # -- internals: sending
 
     def _check_may_send(self, method: str) -> None:
-        if self.state is SessionState.READY:
+        if self.state is _READY:
             assert self.features is not None
             missing = missing_method(self.features, method)
             if missing:

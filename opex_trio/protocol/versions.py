@@ -46,6 +46,10 @@ class Era(enum.Enum):
     """No handshake; every request names its version in ``_meta``."""
 
 
+# A global, read faster than the member off its class (see protocol/session.py).
+_MODERN = Era.MODERN
+
+
 @attrs.frozen
 class Features:
     """What one protocol version allows. Every version-dependent rule is a field here."""
@@ -177,7 +181,7 @@ def missing_method(feats: Features, method: str) -> str | None:
     gone = (method == "ping" and not feats.ping) or (
         method == "logging/setLevel" and not feats.logging_set_level
     )
-    if feats.era is Era.MODERN and method in _NOT_MODERN:
+    if feats.era is _MODERN and method in _NOT_MODERN:
         return (
             f"{method} does not exist in protocol version {feats.version}; "
             f"it is replaced by {_NOT_MODERN[method]}"

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -203,17 +204,24 @@ async def test_stopping_many_groups_costs_the_loop_nothing_measurable(
     monkeypatch.setattr(os, "listdir", spying_listdir)
     with trio.fail_after(BOUND):
         processes = [await start_group_with_stubborn_grandchild() for _ in range(30)]
+        # The loop thread's own CPU time between two wake-ups of the sampler:
+        # work done on the loop (a synchronous scan of /proc) shows in it,
+        # while time the thread merely waits for a core on a loaded machine
+        # does not, so the bound holds on a busy CI host and still catches a
+        # loop that does the scanning itself.
         worst = 0.0
+        worst_wall = 0.0
         tick = 0.01
 
         async def sample_the_loop() -> None:
-            nonlocal worst
-            last = trio.current_time()
+            nonlocal worst, worst_wall
+            last, last_cpu = trio.current_time(), time.thread_time()
             while True:
                 await trio.sleep(tick)
-                now = trio.current_time()
-                worst = max(worst, now - last - tick)
-                last = now
+                now, now_cpu = trio.current_time(), time.thread_time()
+                worst = max(worst, now_cpu - last_cpu)
+                worst_wall = max(worst_wall, now - last - tick)
+                last, last_cpu = now, now_cpu
 
         logger = logging.getLogger("tests.stdio_faults")
         async with trio.open_nursery() as sampler:
@@ -237,4 +245,7 @@ async def test_stopping_many_groups_costs_the_loop_nothing_measurable(
             await process.stdout.aclose()
     # Scans of /proc on the loop stalled it for seconds on a host with many
     # processes; a stall this long means the loop did such work again.
-    assert worst < 0.5, f"the event loop stalled for {worst:.3f} s"
+    assert worst < 0.5, (
+        f"the event loop worked {worst:.3f} s of CPU between two ticks"
+        f" (largest wall-clock gap {worst_wall:.3f} s)"
+    )

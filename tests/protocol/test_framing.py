@@ -60,3 +60,31 @@ def test_any_chunking_gives_the_same_lines(items: list[bytes], data: st.DataObje
     chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
     whole = feed_all(LineFramer(30), [stream])
     assert feed_all(LineFramer(30), chunks) == whole
+
+
+def model(stream: bytes, limit: int) -> list[bytes | str]:
+    """What the framer must give for ``stream``, written the plain way."""
+    out: list[bytes | str] = []
+    for line in stream.split(b"\n")[:-1]:
+        if len(line) > limit:
+            out.append(f"too large: {len(line)}")
+        elif line.removesuffix(b"\r").strip():
+            out.append(line.removesuffix(b"\r"))
+    return out
+
+
+@pytest.mark.fuzz
+@given(
+    st.lists(st.sampled_from([b"x", b"{}", b" ", b"\r", b"\t", b"y" * 25]), max_size=12),
+    st.lists(st.integers(0, 6), max_size=12),
+    st.data(),
+)
+def test_lines_are_what_a_plain_split_gives(
+    pieces: list[bytes], ends: list[int], data: st.DataObject
+) -> None:
+    # Lines of whitespace, carriage returns and over-long runs, cut anywhere:
+    # the bulk path for plain chunks and the line-by-line one agree with the model.
+    stream = b"".join(p + (b"\n" if i in ends else b"") for i, p in enumerate(pieces)) + b"\n"
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    assert feed_all(LineFramer(30), chunks) == model(stream, 30)

@@ -111,6 +111,30 @@ def test_encode_rejects_what_json_cannot_carry_naming_the_message() -> None:
         encode(Request(1, "tools/call", {"x": object()}))
 
 
+def test_encode_names_a_cycle_and_goes_on_encoding_after_a_failure() -> None:
+    cycle: dict[str, Any] = {}
+    cycle["self"] = cycle
+    with pytest.raises(ConfigError, match=r"tools/call.*Circular reference"):
+        encode(Request(1, "tools/call", cycle))
+    with pytest.raises(ConfigError, match="Out of range float"):
+        encode(Request(2, "tools/call", {"x": float("inf")}))
+    # Nothing of the failed calls is left behind to trip the next one.
+    shared = {"a": [1, 2.5, None, True]}
+    assert encode(Request(3, "m", {"p": shared, "q": shared})) == (
+        b'{"jsonrpc":"2.0","id":3,"method":"m","params":'
+        b'{"p":{"a":[1,2.5,null,true]},"q":{"a":[1,2.5,null,true]}}}'
+    )
+
+
+def test_decode_takes_surrounding_whitespace_and_refuses_anything_after_the_value() -> None:
+    assert decode(b' {"jsonrpc":"2.0","id":1,"result":{}} \t') == [Response(1, {})]
+    with pytest.raises(ProtocolError, match="Extra data") as info:
+        decode(b'{"jsonrpc":"2.0","id":1,"result":{}}{"jsonrpc":"2.0"}')
+    assert info.value.code == jsonrpc.PARSE_ERROR
+    with pytest.raises(ProtocolError, match="not valid JSON"):
+        decode(b"")
+
+
 def test_id_allocator_counts_up() -> None:
     ids = jsonrpc.IdAllocator()
     assert [ids(), ids(), ids()] == [1, 2, 3]
