@@ -1,6 +1,7 @@
 """A minimal hand-written MCP server over stdio, the peer of the stdio benchmark.
 
-It answers initialize, tools/list and tools/call for two tools: ``echo``
+It answers initialize (legacy era), server/discover (modern era), tools/list
+and tools/call for two tools: ``echo``
 (answers at once) and ``sleep`` (answers after ``seconds``, from a timer
 thread). It reads what stdin has, answers every complete line, then writes all
 answers in one go, so the server's own cost stays small and equal for every
@@ -56,6 +57,19 @@ def _handle(message: dict[str, Any], out: list[bytes]) -> None:
                     "protocolVersion": version,
                     "capabilities": {"tools": {}},
                     "serverInfo": {"name": "bench-echo", "version": "1"},
+                },
+            )
+        )
+    elif method == "server/discover":
+        out.append(
+            _result(
+                rid,
+                {
+                    "supportedVersions": ["2026-07-28"],
+                    "capabilities": {"tools": {}},
+                    "_meta": {
+                        "io.modelcontextprotocol/serverInfo": {"name": "bench-echo", "version": "1"}
+                    },
                 },
             )
         )

@@ -47,6 +47,8 @@ import trio
 HERE = Path(__file__).resolve().parent
 SERVER = [sys.executable, str(HERE / "_echo_server.py")]
 CLIENTS = ("opex_trio", "handwritten", "mcp_sdk")
+ALL_CLIENTS = (*CLIENTS, "opex_trio_modern")
+"""``opex_trio_modern`` joins the others with ``--era both``."""
 
 
 # -- the three clients, each as: async context manager factory yielding call(name, args)
@@ -135,12 +137,19 @@ class HandWritten:
 class Opex:
     """opex_trio as users call it: the default per-call timeout."""
 
+    era = "legacy"
+    """The protocol era the client pins (``--era``): no probe, one kind of request throughout."""
+
     async def __aenter__(self) -> Opex:
-        from opex_trio.mcp.client import McpClient
+        from opex_trio.mcp.client import ClientOptions, McpClient
+        from opex_trio.protocol.versions import Era
         from opex_trio.transports.stdio import StdioParameters, open_stdio_transport
 
         params = StdioParameters(SERVER[0], SERVER[1:], name="bench")
-        self._client = McpClient(lambda: open_stdio_transport(params), name="bench")
+        options = ClientOptions(era=Era(self.era))
+        self._client = McpClient(
+            lambda: open_stdio_transport(params), name="bench", options=options
+        )
         await self._client.__aenter__()
         return self
 
@@ -185,7 +194,18 @@ class Sdk:
         return (await self._session.list_tools()).tools
 
 
-FACTORIES: dict[str, Any] = {"opex_trio": Opex, "handwritten": HandWritten, "mcp_sdk": Sdk}
+class OpexModern(Opex):
+    """opex_trio in the modern era: every request carries its ``_meta`` (``--era both``)."""
+
+    era = "modern"
+
+
+FACTORIES: dict[str, Any] = {
+    "opex_trio": Opex,
+    "handwritten": HandWritten,
+    "mcp_sdk": Sdk,
+    "opex_trio_modern": OpexModern,
+}
 
 
 # -- measurements
@@ -343,7 +363,7 @@ def table(runs: list[dict[str, Any]]) -> str:
     """Per measure and client, the median over every round of every run (min-max of
     the rounds); the ratios are taken within each round, where the clients ran
     interleaved, then summarised the same way."""
-    kinds = [k for k in CLIENTS if k in runs[0]["rounds"][0]]
+    kinds = [k for k in ALL_CLIENTS if k in runs[0]["rounds"][0]]
     rounds = [r for run in runs for r in run["rounds"]]
     head = "| measure | " + " | ".join(kinds) + " | opex / hand-written | opex / SDK |"
     lines = [head, "|" + " --- |" * (len(kinds) + 3)]
@@ -368,7 +388,7 @@ def table(runs: list[dict[str, Any]]) -> str:
 
 def runs_table(runs: list[dict[str, Any]]) -> str:
     """Each run's median over its rounds, per measure and client: the spread across runs."""
-    kinds = [k for k in CLIENTS if k in runs[0]["rounds"][0]]
+    kinds = [k for k in ALL_CLIENTS if k in runs[0]["rounds"][0]]
     head = "| measure (median of each run) | " + " | ".join(kinds) + " | opex / hand-written |"
     lines = [head, "|" + " --- |" * (len(kinds) + 2)]
     for key, label in ROWS:
@@ -434,7 +454,7 @@ def write_readme(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rss", choices=CLIENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--rss", choices=ALL_CLIENTS, help=argparse.SUPPRESS)
     parser.add_argument("--one-run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 run of 2 short rounds")
     parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
@@ -462,8 +482,17 @@ def main() -> None:
         default=HERE / "results" / "stdio.json",
         help="where to keep every round's figures (plot_stdio.py draws them)",
     )
+    parser.add_argument(
+        "--era",
+        choices=("legacy", "modern", "both"),
+        default="legacy",
+        help="the era opex_trio speaks; both adds an opex_trio_modern column",
+    )
     args = parser.parse_args()
     flags = ["--no-timeout"] if args.no_timeout else []
+    flags += ["--era", args.era]
+    if args.era == "modern":
+        Opex.era = "modern"
     if args.no_timeout:
         FACTORIES["opex_trio"] = OpexNoTimeout
     if args.rss:
@@ -473,6 +502,8 @@ def main() -> None:
         args.plot.write_text(plot(json.loads(args.json.read_text())))
         return
     kinds = available()
+    if args.era == "both":
+        kinds = (*kinds, "opex_trio_modern")
     if args.one_run:
         print(json.dumps(trio.run(measure_all, kinds, args.rounds, args.quick)))
         return

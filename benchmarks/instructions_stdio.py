@@ -35,6 +35,7 @@ import bench_stdio  # noqa: E402 - the clients live beside this script
 CLIENTS: dict[str, Any] = {
     "opex_trio": bench_stdio.Opex,
     "opex_trio_no_timeout": bench_stdio.OpexNoTimeout,
+    "opex_trio_modern": bench_stdio.OpexModern,
     "handwritten": bench_stdio.HandWritten,
 }
 

@@ -136,6 +136,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.trio(run=bounded_trio_run), append=False)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_era_memory() -> None:
+    """Each test detects eras afresh: the memory is per process, and ports get reused."""
+    from opex_trio.mcp._eras import ERAS
+
+    ERAS.clear()
+
+
 @pytest.fixture
 def node22() -> str:
     """Path of a Node.js 22 or newer."""

@@ -94,7 +94,7 @@ from ..protocol.session import (
 from ..protocol.versions import Era
 from ..transports.base import Outgoing, RequestFailure, Transport, TransportFactory
 from ._deadlines import TIMED_OUT, Deadlines
-from ._eras import new_session
+from ._eras import new_session, open_session
 from ._inbound import Notices, answer
 from ._options import ClientOptions, Notice, RequestingServer, SessionRenewed
 from ._reply import Reply
@@ -198,7 +198,7 @@ class Actor:
                     nursery.start_soon(self._reader, transport)
                     nursery.start_soon(self._deadlines.watch)
                     try:
-                        await self._open()
+                        await self._open(first=True)
                     except Exception as exc:  # noqa: BLE001 - kept in self._error and raised below
                         self._fail(exc)
                     else:
@@ -228,30 +228,8 @@ class Actor:
         self._abandon(self._error)
         self._done.set()
 
-    async def _open(self) -> None:
-        self._session.open()
-        self._flush()
-        with trio.move_on_after(self.options.init_timeout) as scope:
-            if self._session.probing:
-                with trio.move_on_after(self.options.probe_timeout):
-                    await self._handshake.wait()
-                if self._session.probing:
-                    # Silence is how some legacy servers answer an unknown request.
-                    self._fall_back(
-                        f"no answer to server/discover within {self.options.probe_timeout:g} s"
-                    )
-            await self._handshake.wait()
-        if scope.cancelled_caught:
-            raise RequestTimeoutError(
-                f"MCP server {self.name!r} did not answer "
-                f"{'server/discover' if self._session.era is Era.MODERN else 'initialize'} "
-                f"within {self.options.init_timeout:g} s",
-                method="initialize",
-                timeout=self.options.init_timeout,
-            )
-        if self._handshake.error is not None:
-            raise self._handshake.error
-        self._era = self._session.era
+    async def _open(self, *, first: bool = False) -> None:
+        await open_session(self, first=first)
         # The resources subscribed to in an earlier session, again, before the
         # calls waiting for this session go on.
         await self._subscriptions.restore(
@@ -270,11 +248,6 @@ class Actor:
         ack = self._subscriptions.listen(self._session, self._post_request)
         self._flush()
         return ack
-
-    def _fall_back(self, reason: str) -> None:
-        logger.info("MCP server %r speaks the legacy protocol: %s", self.name, reason)
-        self._session.fall_back_to_legacy(reason)
-        self._flush()
 
     async def __aenter__(self) -> Self:
         self._own_cm = self._own_runner()
@@ -429,9 +402,12 @@ class Actor:
                 self._on_too_large(exc)
                 continue
             except RequestFailure as failure:
-                if self._session.probing:
-                    # An HTTP rejection of the probe that carried no modern error.
-                    self._fall_back(f"server/discover failed: {failure.error}")
+                opening = self._session.opening_failed(failure.request_id, failure.error)
+                if opening is not None:
+                    # The opening request was refused: legacy when probing, else no session.
+                    for event in opening:
+                        self._dispatch(event)
+                    self._flush()
                     continue
                 # The server did not answer, so no cancellation goes out.
                 reply = self._session.cancel(failure.request_id, notify=False)
@@ -525,7 +501,9 @@ class Actor:
                 "MCP server %r: dropped a late response to %r", self.name, event.request_id
             )
         elif isinstance(event, EraDetected):
-            logger.info("MCP server %r speaks the legacy protocol: %s", self.name, event.reason)
+            logger.info(
+                "MCP server %r speaks the %s protocol: %s", self.name, event.era.value, event.reason
+            )
         elif isinstance(event, RequestResent):
             logger.debug("MCP server %r: sent again: %s", self.name, event)
         elif isinstance(event, SubscriptionEnded):

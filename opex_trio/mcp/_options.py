@@ -162,14 +162,18 @@ class ClientOptions:
     ``opex_trio.mcp`` logger). ``mailbox_size`` bounds the queue of messages
     waiting for the writer.
 
-    ``era`` is the protocol era to speak: ``Era.LEGACY`` (an ``initialize``
-    handshake offering ``protocol_version``; the default), ``Era.MODERN``
-    (per-request ``_meta`` naming ``modern_version``, opened with
-    ``server/discover``), or ``None`` to detect it per server: a
-    ``server/discover`` probe first, and ``initialize`` when the server is
-    legacy or says nothing within ``probe_timeout`` seconds (a server that
-    turns out modern after all, refusing ``initialize`` with a modern
-    version, is opened in the modern era).
+    ``era`` is the protocol era to speak: ``None`` (the default) detects it
+    per server: a ``server/discover`` probe first (over HTTP, a 4xx answer
+    without a modern error means legacy), and ``initialize`` offering
+    ``protocol_version`` when the server is legacy or says nothing within
+    ``probe_timeout`` seconds. A server that turns out modern after all (its
+    ``DiscoverResult`` comes late, or it refuses ``initialize`` naming a
+    modern version) is opened in the modern era. What detection finds is
+    remembered for the transport factory and the HTTP origin, so the next
+    connection skips the probe (see :mod:`opex_trio.mcp._eras`).
+    ``Era.LEGACY`` pins the ``initialize`` handshake; ``Era.MODERN`` pins
+    per-request ``_meta`` naming ``modern_version``, opened with
+    ``server/discover``.
 
     With ``reset_on_progress``, a request's timeout is an idle deadline: each
     progress notification of the request restarts it, and ``max_total_timeout``
@@ -185,9 +189,9 @@ class ClientOptions:
     elicitation_handler: ElicitationHandler | None = None
     on_log: Callable[[LoggingMessageParams], object] | None = None
     mailbox_size: int = 256
-    era: Era | None = Era.LEGACY
+    era: Era | None = None
     modern_version: str = LATEST_VERSION
-    probe_timeout: float = 10.0
+    probe_timeout: float = 5.0
     elicitation_modes: tuple[str, ...] = attrs.field(default=("form",), converter=_str_tuple)
     reset_on_progress: bool = False
     max_total_timeout: float | None = None

@@ -43,6 +43,14 @@ class ServerEntry:
         self.loading = trio.Lock()
         self.instructions: str | None = None
         self.runs_tasks = False
+        self.tools_stale_at: float | None = None
+        """When the tool list goes stale (trio time, from ``ttlMs``); ``None``: at a change."""
+        self.stale = trio.Event()
+        """Set when a use of the registry found the tool list stale: reload it."""
+
+    def tools_stale(self, now: float) -> bool:
+        """Whether the tool list has outlived the time to live its server gave."""
+        return self.tools_stale_at is not None and now >= self.tools_stale_at
 
     @property
     def restarts(self) -> int:

@@ -3,12 +3,33 @@
 The supervisor runs :meth:`ServerRunner.serve` as the server's child task;
 it returns or raises when the connection ends, and the supervisor decides
 whether to start it again.
+
+Caching the tool list
+---------------------
+A legacy server gives no caching hints: its tools are listed after each
+connect and again whenever it says they changed. A modern server's
+``tools/list`` result carries ``ttlMs``: the list is fresh for that long
+after it arrived (over several pages, the shortest counts), and a change
+notice makes it stale at once. Stale lists are listed again lazily, when the
+registry is used (:meth:`ServerRunner.note_use`, called by
+:meth:`~opex_trio.mcp.manager.SessionManager.tools`, reloads in the
+background and the use gets the list it had; :meth:`ServerRunner.refresh_stale`
+reloads and waits), never on a timer, as the specification advises. A
+``ttlMs`` of 0 (or none on a modern page) means no caching: every use
+reloads, one reload at a time. When a reload fails the stale list is kept.
+
+``cacheScope`` says who may share a cached result: ``"private"`` only within
+the authorization context that fetched it, ``"public"`` anyone. The registry
+is one manager's view of servers it connected to with their own
+configuration (their own credentials), and it is never shared with another
+manager or another authorization context, so both scopes are cached alike,
+and a result without a scope is treated as private.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -17,6 +38,7 @@ import trio
 from .._exceptions import detached, unwrap_single
 from ..errors import HealthCheckError, McpError, OpexError, TransportError
 from ..protocol.dialects import unsupported_dialect
+from ..protocol.modern import CacheHints
 from ..protocol.session import ListChanged, ResourceUpdated
 from ..protocol.types import Tool
 from ..transports.base import Transport
@@ -90,6 +112,7 @@ class ServerRunner:
                 # prompts does not hold up its tools. Its lock is taken first, so
                 # a refresh asked for once the server is ready comes after it.
                 await nursery.start(_list_in_background, entry, client)
+                nursery.start_soon(self._reload_when_stale, entry, client)
                 self._set_state(entry, "ready", None)
                 if entry.options.health is not None:
                     nursery.start_soon(self._check_health, entry, client, entry.options.health)
@@ -98,10 +121,12 @@ class ServerRunner:
         """Load the server's tools, through its filters, into the registry."""
         # One load at a time per server, so an older answer never replaces a newer one.
         async with entry.loading:
+            hints: CacheHints | None = None
             if client.capabilities.tools is None:
                 tools: list[Tool] = []
             else:
-                tools = await client.list_tools()
+                tools, hints = await client.list_tools_with_hints()
+            entry.tools_stale_at = None if hints is None else trio.current_time() + hints.seconds
             allowed = [t for t in tools if entry.options.allows(t.name)]
             left_out = {}
             for tool in allowed:
@@ -116,6 +141,33 @@ class ServerRunner:
             entry.left_out = left_out
             entry.tools = tuple(t for t in allowed if t.name not in left_out)
             self._tools_changed()
+
+    def note_use(self, entries: Iterable[ServerEntry]) -> None:
+        """The registry is being used: reload, in the background, every stale tool list."""
+        try:
+            now = trio.current_time()
+        except RuntimeError:  # a snapshot taken outside trio
+            return
+        for entry in entries:
+            if entry.tools_stale(now):
+                entry.stale.set()
+
+    async def refresh_stale(self, entry: ServerEntry) -> None:
+        """Reload the server's tool list now if it is stale; keep the old one when that fails."""
+        client = entry.ready_client()
+        if client is None or not entry.tools_stale(trio.current_time()):
+            return
+        try:
+            await self.load_tools(entry, client)
+        except (OpexError, McpError) as exc:
+            logger.warning("reloading the stale tools of %r failed: %s", entry.id, exc)
+
+    async def _reload_when_stale(self, entry: ServerEntry, client: McpClient) -> None:
+        while True:
+            await entry.stale.wait()
+            entry.stale = trio.Event()
+            if entry.client is client:
+                await self.refresh_stale(entry)
 
     async def _listen(
         self, entry: ServerEntry, client: McpClient, *, task_status: Any = trio.TASK_STATUS_IGNORED
@@ -196,13 +248,10 @@ async def _probe(client: McpClient, check: HealthCheck) -> bool:
     transport = client.transport
     if isinstance(transport, Transport) and getattr(transport, "returncode", None) is not None:
         return False
-    features = client.features
     with trio.move_on_after(check.timeout):
         try:
-            if features is None or features.ping:
-                await client.ping(timeout=None)
-            else:
-                await client.request("tools/list", timeout=None)
+            # A modern server has no ping: the client sends server/discover instead.
+            await client.ping(timeout=None)
         except McpError:
             pass  # an error answer is still an answer
         except OpexError:

@@ -43,6 +43,7 @@ from ..errors import (
     UsageError,
 )
 from ..protocol.jsonrpc import RequestId
+from ..protocol.modern import CacheHints
 from ..protocol.tasks import task_handle
 from ..protocol.types import (
     CallToolResult,
@@ -391,6 +392,18 @@ class McpClient(Actor):
         """Every tool the server offers, all pages followed within ``timeout``."""
         pages = await self._pages("tools/list", ListToolsResult, timeout)
         return [t for page in pages for t in page.tools]
+
+    async def list_tools_with_hints(
+        self, *, timeout: Timeout = "default"
+    ) -> tuple[list[Tool], CacheHints | None]:
+        """Every tool, with the listing's caching hints (``ttlMs``, ``cacheScope``).
+
+        The hints are ``None`` when the server gave none (every legacy server):
+        then the list stays good until the server says it changed.
+        """
+        pages = await self._pages("tools/list", ListToolsResult, timeout)
+        tools = [t for page in pages for t in page.tools]
+        return tools, CacheHints.of_pages([page.extra for page in pages])
 
     async def call_tool(
         self,

@@ -404,7 +404,15 @@ class SessionManager:
         )
 
     def tools(self, *server_ids: str) -> dict[str, RegisteredTool]:
-        """The registry: every tool (of the named servers, or all) under its registry name."""
+        """The registry: every tool (of the named servers, or all) under its registry name.
+
+        A tool list whose ``ttlMs`` has passed is reloaded in the background;
+        this use gets the list as it was (see :meth:`fresh_tools`).
+        """
+        self._runner.note_use(self._servers.values())
+        return self._snapshot(server_ids)
+
+    def _snapshot(self, server_ids: tuple[str, ...]) -> dict[str, RegisteredTool]:
         if not server_ids:
             return dict(self._registry)
         wanted = set(server_ids)
@@ -416,6 +424,20 @@ class SessionManager:
             return self._by_server[(server_id, tool_name)]
         except KeyError:
             raise ConfigError(f"server {server_id!r} has no tool {tool_name!r}") from None
+
+    async def fresh_tools(self, *server_ids: str) -> dict[str, RegisteredTool]:
+        """The registry as :meth:`tools` gives it, once the stale tool lists are reloaded.
+
+        A modern server says how long its tool list stays fresh (``ttlMs``);
+        the lists of the named servers (all when none is named) that have gone
+        stale are listed again first. A reload that fails keeps the old list.
+        """
+        self._sup()
+        entries = [self._entry(sid) for sid in server_ids] or list(self._servers.values())
+        async with trio.open_nursery() as nursery:
+            for entry in entries:
+                nursery.start_soon(self._runner.refresh_stale, entry)
+        return self._snapshot(server_ids)
 
     async def refresh_tools(self, server_id: str) -> None:
         """Reload a ready server's tools now."""

@@ -60,7 +60,8 @@ class PendingTable:
 
     def finish(self, rid: RequestId, pending: Pending) -> RequestId:
         """Drop what a finished request left behind; return the id its owner knows."""
-        self._version_retried.discard(rid)
+        if self._version_retried:
+            self._version_retried.discard(rid)
         origin = pending[3]
         if origin is None:
             return rid

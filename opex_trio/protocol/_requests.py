@@ -82,7 +82,14 @@ def new_request(
     rid = session.next_id()
     feats = session.features
     if feats is not None and feats.era is _MODERN:
-        request = Request(rid, method, with_meta(params, session.meta_for(feats.version)))
+        meta = session.meta_for(feats.version)
+        if not params:
+            body: Mapping[str, Any] = {"_meta": meta}
+        elif "_meta" in params:
+            body = with_meta(params, meta)
+        else:
+            body = {**params, "_meta": meta}
+        request = Request(rid, method, body)
         session._pending.add(rid, method, context, params or {})
     else:
         request = Request(rid, method, params)
@@ -146,7 +153,11 @@ def resend_round(session: ClientSession, waiting: InputRound) -> RequestResent:
 def modern_response(
     session: ClientSession, rid: RequestId, pending: Pending, result: Mapping[str, Any]
 ) -> list[SessionEvent]:
-    """What the modern-era answer ``result`` to the pending request ``rid`` means."""
+    """What the modern-era answer ``result`` to the pending request ``rid`` means.
+
+    The session answers a plain complete result itself, before calling this.
+    """
+    error: ProtocolError | None = None
     try:
         kind = result_type(result)
     except ProtocolError as exc:
@@ -154,12 +165,14 @@ def modern_response(
     else:
         if kind == INPUT_REQUIRED:
             return _start_round(session, rid, pending, result)
-        error = ProtocolError(f"unknown resultType {kind!r} in the answer to {pending[0]}")
     known = session._pending.finish(rid, pending)
     if pending[0] == "subscriptions/listen":
         session.subscriptions.pop(rid, None)
         return [SubscriptionEnded(rid, pending[1])]
     if kind not in session._result_types:
+        # Built only here: a complete answer, the common case, needs no error.
+        if error is None:
+            error = ProtocolError(f"unknown resultType {kind!r} in the answer to {pending[0]}")
         return [ErrorReceived(known, pending[0], error, pending[1])]
     return [ResponseReceived(known, pending[0], result, pending[1])]
 

@@ -185,8 +185,9 @@ class EraDetected(SessionEvent):
     """The server's era is known before the session opened.
 
     Emitted when detection decided on the legacy era (the session then sends
-    ``initialize``); ``reason`` says why. Owners cache the era per server
-    process or origin and pin it next time.
+    ``initialize``), and when a ``DiscoverResult`` that came after that
+    fallback made it modern after all; ``reason`` says why. Owners cache the
+    era per server process or origin and pin it next time.
     """
 
     era: Era

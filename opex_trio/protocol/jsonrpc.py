@@ -50,6 +50,7 @@ __all__ = [
     "IdAllocator",
     "Message",
     "Notification",
+    "PreEncoded",
     "Request",
     "RequestId",
     "Response",
@@ -384,19 +385,48 @@ def _c_encoder() -> Callable[[Any, int], Sequence[str]] | None:
 _iterencode = _c_encoder()
 
 
+class PreEncoded(dict[str, Any]):
+    """A JSON object that keeps its own encoding, for members every request repeats.
+
+    A request whose ``params["_meta"]`` is one is encoded with :attr:`text`
+    spliced in instead of encoding the members again (in the modern era every
+    request carries the same ``_meta``, and encoding it was a third of what a
+    call's encoding cost). It must not change once made.
+    """
+
+    def __init__(self, members: Mapping[str, Any]) -> None:
+        super().__init__(members)
+        self.text = _dumps(members)
+
+
 def encode(message: Message) -> bytes:
     """Serialise one message as compact UTF-8 JSON, without a trailing newline.
 
     Raises :class:`~opex_trio.errors.ConfigError` (naming the message) when its
     params hold something JSON cannot carry, such as NaN or an arbitrary object.
     """
+    if type(message) is Request and message.params is not None:
+        meta = message.params.get("_meta")
+        if type(meta) is PreEncoded:
+            rest = dict(message.params)
+            del rest["_meta"]
+            head = _text(
+                {"jsonrpc": "2.0", "id": message.id, "method": message.method, "params": rest},
+                message,
+            )
+            # ``head`` ends with the params object's brace and the message's.
+            return f'{head[:-2]}{"," if rest else ""}"_meta":{meta.text}}}}}'.encode()
+    return _text(message.to_dict(), message).encode("utf-8")
+
+
+def _text(obj: Any, message: Message) -> str:
     if _iterencode is not None:
         try:
-            return "".join(_iterencode(message.to_dict(), 0)).encode("utf-8")
+            return "".join(_iterencode(obj, 0))
         except (TypeError, ValueError, RecursionError):
             pass  # _dumps below raises the error it always did
     try:
-        return _dumps(message.to_dict()).encode("utf-8")
+        return _dumps(obj)
     except (TypeError, ValueError) as exc:
         what = getattr(message, "method", None) or f"response {getattr(message, 'id', None)!r}"
         raise ConfigError(f"cannot encode {what} as JSON: {exc}") from exc

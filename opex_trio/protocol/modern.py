@@ -38,7 +38,7 @@ import attrs
 
 from ..errors import ProtocolError, UnsupportedProtocolVersionError, VersionNegotiationError
 from ._model import _NO_EXTRA, Implementation, McpType, _list_of, _meta, _object, _str, _type
-from .jsonrpc import Request
+from .jsonrpc import PreEncoded, Request
 from .types import InitializeResult, ServerCapabilities
 from .versions import MODERN_VERSIONS, Era, features
 
@@ -64,6 +64,7 @@ __all__ = [
     "choose_version",
     "request_meta",
     "result_type",
+    "shared_meta",
     "with_meta",
 ]
 
@@ -120,11 +121,26 @@ def request_meta(
     return meta
 
 
+def shared_meta(
+    version: str,
+    capabilities: Mapping[str, Any],
+    client_info: Implementation | None,
+    log_level: str | None = None,
+) -> PreEncoded:
+    """:func:`request_meta` made once for many requests: it keeps its JSON encoding."""
+    return PreEncoded(request_meta(version, capabilities, client_info, log_level))
+
+
 def with_meta(params: Mapping[str, Any] | None, meta: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` with ``meta`` merged into its ``_meta``; the caller's other keys stay."""
-    out = dict(params or {})
+    """``params`` with ``meta`` merged into its ``_meta``; the caller's other keys stay.
+
+    Without a ``_meta`` of the caller's, ``meta`` itself goes in, not a copy:
+    a message is only read once built.
+    """
+    out = dict(params) if params else {}
     own = out.get("_meta")
-    out["_meta"] = {**own, **meta} if isinstance(own, Mapping) else dict(meta)
+    # ``is None`` first: an ABC isinstance check per request is measurable.
+    out["_meta"] = meta if own is None or not isinstance(own, Mapping) else {**own, **meta}
     return out
 
 
@@ -172,6 +188,19 @@ class CacheHints:
         ttl_ms = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0 else 0
         scope = result.get("cacheScope")
         return cls(ttl_ms, scope if scope in ("public", "private") else None)
+
+    @classmethod
+    def of_pages(cls, results: Sequence[Mapping[str, Any]]) -> CacheHints | None:
+        """The hints of a listing read page by page; ``None`` when no page carries ``ttlMs``.
+
+        The listing is as fresh as its stalest page, so the shortest time to
+        live counts (a page without one counts as 0). All pages share one
+        scope, as the specification demands; the first page's is taken.
+        """
+        if not any("ttlMs" in result for result in results):
+            return None
+        hints = [cls.of(result) for result in results]
+        return cls(min(h.ttl_ms for h in hints), hints[0].scope)
 
     @property
     def seconds(self) -> float:

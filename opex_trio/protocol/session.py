@@ -26,7 +26,9 @@ server's list); any other error means legacy, and ``initialize`` follows
 (:class:`~.events.EraDetected`). A silent server is the owner's to time: while
 :attr:`ClientSession.probing` it bounds the wait, then calls
 :meth:`ClientSession.fall_back_to_legacy`, as it does when an HTTP rejection
-is legacy by :func:`era_of_http_rejection`.
+is legacy by :func:`era_of_http_rejection` (:meth:`ClientSession.opening_failed`).
+A ``DiscoverResult`` that comes after the fallback still opens the session in
+the modern era. How the session opens is :mod:`._opening`'s.
 
 Once open, :attr:`ClientSession.features` decides what may be sent. In the
 modern era a result without ``resultType`` is complete and an unknown one
@@ -58,7 +60,8 @@ from ..errors import (
     ProtocolError,
     UnsupportedProtocolVersionError,
 )
-from . import _requests, jsonrpc
+from . import _opening, _requests, jsonrpc
+from ._opening import era_of_http_rejection, era_of_probe_error
 from ._pending import PendingTable
 from .events import (
     CancelledByServer,
@@ -86,11 +89,10 @@ from .jsonrpc import ErrorObject, ErrorResponse, Message, Notification, Request,
 from .legacy import LegacyOpening, ServerRequests
 from .modern import (
     COMPLETE,
-    MODERN_ERROR_CODES,
     ModernOpening,
     SubscriptionFilter,
     choose_version,
-    request_meta,
+    shared_meta,
 )
 from .types import (
     Implementation,
@@ -148,29 +150,6 @@ _READY = SessionState.READY
 _CLOSED = SessionState.CLOSED
 
 
-def era_of_probe_error(code: int) -> Era:
-    """The era a JSON-RPC error to the ``server/discover`` probe reveals.
-
-    Only the modern error codes identify a modern server; every other code
-    (``-32601``, ``-32602``, ...) is what legacy servers answer a request
-    before ``initialize`` with.
-    """
-    return Era.MODERN if code in MODERN_ERROR_CODES else Era.LEGACY
-
-
-def era_of_http_rejection(status: int, body: bytes | str | None) -> Era:
-    """The era an HTTP 4xx answer to a modern request reveals.
-
-    A body holding a JSON-RPC error with a modern code means a modern server
-    that refused this request (answer the error, do not fall back); an empty
-    body or anything else means a legacy server.
-    """
-    if not 400 <= status < 500 or not body:
-        return Era.LEGACY
-    code = jsonrpc.error_code(body)
-    return Era.LEGACY if code is None else era_of_probe_error(code)
-
-
 class ClientSession:
     """The sans-IO client side of one MCP session.
 
@@ -210,11 +189,13 @@ class ClientSession:
         if extensions:
             self._modern_capabilities = {**self.capabilities, "extensions": dict(extensions)}
         self._legacy_version = protocol_version
+        self._modern_version = modern_version
         self._opening: LegacyOpening | ModernOpening = (
             LegacyOpening(protocol_version) if era is Era.LEGACY else ModernOpening(modern_version)
         )
         self._detecting = era is None
         self._opening_id: RequestId | None = None
+        self._abandoned_probe: RequestId | None = None
         self._pending = PendingTable()
         self._server_requests = ServerRequests(self.capabilities)
         self._outbox: list[Message] = []
@@ -223,6 +204,7 @@ class ClientSession:
         """Open ``subscriptions/listen`` streams, by request id, with what each asked for."""
         self.initialize_result: InitializeResult | None = None
         self.features: Features | None = None
+        self._meta_cache: tuple[tuple[str, str | None], Mapping[str, Any]] | None = None
 
     # -- what the owner reads
 
@@ -259,9 +241,19 @@ class ClientSession:
         """Put a message of the session's own in the outbox (for the era modules)."""
         self._outbox.append(message)
 
-    def meta_for(self, version: str) -> dict[str, Any]:
-        """The ``_meta`` of a modern request naming ``version``."""
-        return request_meta(version, self._modern_capabilities, self.client_info, self.log_level)
+    def meta_for(self, version: str) -> Mapping[str, Any]:
+        """The ``_meta`` of a modern request naming ``version`` (shared: do not change it).
+
+        Built once per version and log level: every request carries the same
+        members, and building them anew per request was most of what a
+        modern call cost beyond a legacy one.
+        """
+        key = (version, self.log_level)
+        cached = self._meta_cache
+        if cached is None or cached[0] != key:
+            meta = shared_meta(version, self._modern_capabilities, self.client_info, self.log_level)
+            self._meta_cache = cached = (key, meta)
+        return cached[1]
 
     # -- what the owner asks for
 
@@ -270,20 +262,29 @@ class ClientSession:
         if self.state is not SessionState.NEW:
             raise ProtocolError(f"cannot open a session that is {self.state.value}")
         self.state = SessionState.OPENING
-        self._send_opening()
+        _opening.send_opening(self)
 
     def fall_back_to_legacy(self, reason: str) -> EraDetected:
         """Give up the ``server/discover`` probe and open with ``initialize``.
 
         For the owner, when the probe got no answer within its bound, or when
         the HTTP transport saw a rejection :func:`era_of_http_rejection` calls
-        legacy. A late answer to the probe comes out as a late response.
+        legacy. A late ``DiscoverResult`` to the probe still opens the session
+        in the modern era (see :mod:`._opening`).
         """
         if not self.probing:
             raise ProtocolError("fall_back_to_legacy is only possible while probing the era")
-        if self._opening_id is not None:
-            self._pending.pop(self._opening_id)
-        return self._to_legacy(reason)
+        return _opening.fall_back(self, reason)
+
+    def opening_failed(self, request_id: RequestId, error: Exception) -> list[SessionEvent] | None:
+        """The transport failed to deliver request ``request_id`` (an HTTP status, say).
+
+        ``None`` when it is not the opening request. While probing the era
+        this means legacy: the returned :class:`EraDetected` comes with
+        ``initialize`` in the outbox. Otherwise the session could not open
+        (:class:`HandshakeFailed`).
+        """
+        return _opening.opening_failed(self, request_id, error)
 
     def send_request(
         self, method: str, params: Mapping[str, Any] | None = None, *, context: Any = None
@@ -419,63 +420,6 @@ class ClientSession:
             return [self._on_request(message)]
         return [self._on_notification(message)]
 
-    # -- internals: opening
-
-    def _send_opening(self) -> None:
-        request = self._opening.first_request(self)
-        self._opening_id = request.id
-        self._pending.add(request.id, request.method, None)
-        self._outbox.append(request)
-
-    def _to_legacy(self, reason: str) -> EraDetected:
-        self._detecting = False
-        self._opening = LegacyOpening(self._legacy_version)
-        self._send_opening()
-        return EraDetected(Era.LEGACY, reason)
-
-    def _handshake_failed(self, error: Exception) -> SessionEvent:
-        self.close()
-        return HandshakeFailed(error)
-
-    def _on_opening_result(self, result: Mapping[str, Any]) -> list[SessionEvent]:
-        try:
-            event = self._opening.on_result(self, result)
-        except ProtocolError as exc:
-            if self._detecting and "supportedVersions" not in result:
-                # A legacy server that answers any method with some result.
-                return [self._to_legacy(f"the answer to server/discover was not one: {exc}")]
-            return [self._handshake_failed(exc)]
-        assert isinstance(event, HandshakeComplete)
-        self._detecting = False
-        self.initialize_result = event.result
-        self.features = event.features
-        self.state = SessionState.READY
-        return [event]
-
-    def _on_opening_error(self, rid: RequestId, error: McpError) -> SessionEvent:
-        opening = self._opening
-        if (
-            isinstance(opening, LegacyOpening)
-            and isinstance(error, UnsupportedProtocolVersionError)
-            and choose_version(error.supported, LATEST_VERSION) is not None
-        ):
-            # We fell back too soon (a slow probe answer): the server is modern after all.
-            self._opening = ModernOpening(choose_version(error.supported, LATEST_VERSION) or "")
-            self._send_opening()
-            assert self._opening_id is not None
-            return RequestResent(rid, self._opening_id, "server/discover", str(error))
-        if isinstance(opening, ModernOpening):
-            if isinstance(error, UnsupportedProtocolVersionError):
-                version = opening.retry_version(error)
-                if version is not None:
-                    self._detecting = False
-                    self._send_opening()
-                    assert self._opening_id is not None
-                    return RequestResent(rid, self._opening_id, "server/discover", str(error))
-            elif self._detecting and era_of_probe_error(error.code) is Era.LEGACY:
-                return self._to_legacy(f"the server answered server/discover with: {error}")
-        return self._handshake_failed(error)
-
     # -- internals: sending
 
     def _check_may_send(self, method: str) -> None:
@@ -502,7 +446,8 @@ class ClientSession:
                 # A malformed answer to one of our requests fails that request
                 # now instead of leaving it to time out.
                 if rid == self._opening_id:
-                    return self._handshake_failed(exc)
+                    self.close()
+                    return HandshakeFailed(exc)
                 return ErrorReceived(
                     self._pending.finish(rid, pending), pending[0], exc, pending[1]
                 )
@@ -512,12 +457,20 @@ class ClientSession:
         rid = message.id
         pending = self._pending.pop(rid)
         if pending is None:
+            if rid == self._abandoned_probe and self.state is SessionState.OPENING:
+                return _opening.late_probe_answer(self, rid, message.result)
             return [LateResponse(rid)]
         if rid == self._opening_id:
-            return self._on_opening_result(message.result)
+            return _opening.on_result(self, message.result)
         if pending[2] is None:  # legacy era: results are what they are
             return [ResponseReceived(rid, pending[0], message.result, pending[1])]
-        return _requests.modern_response(self, rid, pending, message.result)
+        result = message.result
+        if result.get("resultType", COMPLETE) == COMPLETE and pending[0] != "subscriptions/listen":
+            # The modern common case, kept short: every modern call passes here.
+            return [
+                ResponseReceived(self._pending.finish(rid, pending), pending[0], result, pending[1])
+            ]
+        return _requests.modern_response(self, rid, pending, result)
 
     def _on_error(self, message: ErrorResponse) -> SessionEvent:
         rid = message.id
@@ -527,7 +480,7 @@ class ClientSession:
         err = message.error
         error = McpError.received(err.code, err.message, err.data, method=pending[0])
         if rid == self._opening_id:
-            return self._on_opening_error(rid, error)
+            return _opening.on_error(self, rid, error)
         method, context, params, origin = pending
         if (
             isinstance(error, UnsupportedProtocolVersionError)

@@ -338,6 +338,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stderr-flood", type=int, default=0, help="write N bytes to stderr at start")
     p.add_argument("--crash-at-start", action="store_true", help="exit with status 7 at once")
     p.add_argument("--silent-after", type=int, default=None, help="stop answering after N requests")
+    p.add_argument(
+        "--silent-to", action="append", default=[], help="never answer this method (repeatable)"
+    )
     p.add_argument("--grandchild", action="store_true", help="start a long sleep in the group")
     p.add_argument("--pid-file", default=None, help="write pid (and grandchild pid) here")
     return p
@@ -373,14 +376,16 @@ def main(argv: list[str] | None = None) -> None:
             os.write(2, chunk)
             written += len(chunk)
     server = builtin_server(opts)
-    if opts.silent_after is not None:
+    if opts.silent_after is not None or opts.silent_to:
         inner = server.dispatch
         count = 0
 
         async def dispatch(request: Request, conn: _Connection) -> Any:
             nonlocal count
             count += 1
-            if count > opts.silent_after:
+            if request.method in opts.silent_to:
+                return _NO_ANSWER
+            if opts.silent_after is not None and count > opts.silent_after:
                 return _NO_ANSWER
             return await inner(request, conn)
 

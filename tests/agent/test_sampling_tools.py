@@ -38,6 +38,7 @@ from opex_trio.protocol.types import (
     UnknownContent,
     sampling_problem,
 )
+from opex_trio.protocol.versions import Era
 from opex_trio.testing.llm_server import JSONReply, completion, open_llm_server
 from opex_trio.testing.mcp_server import McpTestServer, ToolContext, builtin_server
 from opex_trio.transports.stdio import StdioParameters, open_stdio_transport
@@ -357,7 +358,11 @@ async def test_a_server_runs_its_tool_loop_through_the_clients_model(peers_pytho
             ], finish_reason="tool_calls")),
             JSONReply(completion("Sunny in Lima, 14 degrees.")),
         )  # fmt: skip
-        options = ClientOptions(sampling_handler=sampling_handler(client, model="loop-model"))
+        # The server asks for sampling with a request of its own, which only
+        # the legacy era has (a modern server asks through input_required).
+        options = ClientOptions(
+            sampling_handler=sampling_handler(client, model="loop-model"), era=Era.LEGACY
+        )
         params = StdioParameters(peers_python, [str(SERVER_SCRIPT)], name="sdk")
         with trio.fail_after(BOUND):
             async with McpClient(

@@ -288,9 +288,10 @@ async def test_an_alive_but_silent_process_is_restarted_by_the_health_check() ->
         async with SessionManager() as mcp:
             events = mcp.events()
             sid = await mcp.add_server(
-                # initialize, tools/list, the three listings (resources, templates,
-                # prompts) and one tool call get answers, then silence.
-                test_server_params("--silent-after", "6", name="mute"),
+                # The era probe, initialize, tools/list, the three listings (resources,
+                # templates, prompts) and one tool call get answers, then silence (a
+                # restart is not probed again: its era is remembered).
+                test_server_params("--silent-after", "7", name="mute"),
                 options=options(health=HealthCheck(interval=0.3, timeout=0.5, failures=2)),
             )
             assert await states_of(events, "ready") == ["starting", "ready"]

@@ -205,3 +205,18 @@ def test_encode_then_decode_round_trips(message: jsonrpc.Message) -> None:
 @given(st.lists(messages, min_size=1, max_size=5))
 def test_batches_round_trip(batch: list[jsonrpc.Message]) -> None:
     assert decode(jsonrpc.encode_many(batch), allow_batch=True) == batch
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=8).filter(lambda k: k != "_meta"),
+        st.one_of(st.integers(), st.text(max_size=8), st.none()),
+        max_size=4,
+    )
+)
+def test_a_pre_encoded_meta_encodes_as_the_same_json(params: dict[str, Any]) -> None:
+    members = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "ü": {"a": [1]}}
+    request = jsonrpc.Request(7, "tools/call", {**params, "_meta": jsonrpc.PreEncoded(members)})
+    plain = jsonrpc.Request(7, "tools/call", {**params, "_meta": members})
+    assert json.loads(jsonrpc.encode(request)) == json.loads(jsonrpc.encode(plain))
+    assert json.loads(jsonrpc.encode(request))["params"]["_meta"] == members

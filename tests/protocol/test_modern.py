@@ -130,14 +130,15 @@ def test_any_other_error_to_the_probe_means_legacy(code: int) -> None:
     assert session.state is SessionState.READY and session.era is Era.LEGACY
 
 
-def test_a_silent_probe_falls_back_when_the_owner_says_and_its_late_answer_is_dropped() -> None:
+def test_a_silent_probe_falls_back_when_the_owner_says_and_a_late_error_is_dropped() -> None:
     session = ClientSession(era=None)
     request = probe(session)
     event = session.fall_back_to_legacy("no answer within 2 s")
     assert event == EraDetected(Era.LEGACY, "no answer within 2 s")
     (init,) = session.take_outgoing()
     assert isinstance(init, Request) and init.method == "initialize"
-    late = server_says(session, {"jsonrpc": "2.0", "id": request.id, "result": discover_result()})
+    error = {"code": -32601, "message": "Method not found"}
+    late = server_says(session, {"jsonrpc": "2.0", "id": request.id, "error": error})
     assert late == [LateResponse(request.id)]
     with pytest.raises(ProtocolError, match="only possible while probing"):
         session.fall_back_to_legacy("again")

@@ -23,6 +23,7 @@ from opex_trio.errors import (
 from opex_trio.mcp.client import ClientOptions, McpClient
 from opex_trio.protocol.session import ListChanged
 from opex_trio.protocol.types import ProgressParams
+from opex_trio.protocol.versions import Era
 from opex_trio.testing.http_server import HttpRecord, McpHttpServer
 from opex_trio.testing.mcp_server import builtin_server
 from opex_trio.transports.base import Transport
@@ -30,14 +31,17 @@ from opex_trio.transports.http import HttpParameters, HttpTransport, open_http_t
 from tests.transports.support import start_in_scope
 
 BOUND = 60
+LEGACY = ClientOptions(era=Era.LEGACY)
 TOKEN = "s3cr3t-token-value"
 
 
 def client_for(params: HttpParameters, options: ClientOptions | None = None) -> McpClient:
+    """A client of the legacy era by default: these tests follow the legacy transport's requests."""
+
     def factory() -> AbstractAsyncContextManager[Transport]:
         return open_http_transport(params)
 
-    return McpClient(factory, name=params.label, options=options)
+    return McpClient(factory, name=params.label, options=options or LEGACY)
 
 
 @asynccontextmanager

@@ -10,7 +10,8 @@ import httpx2
 import pytest
 import trio
 
-from opex_trio.mcp.client import McpClient
+from opex_trio.mcp.client import ClientOptions, McpClient
+from opex_trio.protocol.versions import Era
 from opex_trio.transports.base import Transport
 from opex_trio.transports.http import HttpParameters, open_http_transport
 
@@ -66,7 +67,8 @@ async def call_through(server: ScriptedServer, **params: Any) -> None:
     def factory() -> AbstractAsyncContextManager[Transport]:
         return open_http_transport(HttpParameters(URL, http_client=http, **params))
 
-    async with http, McpClient(factory, name="scripted") as client:
+    options = ClientOptions(era=Era.LEGACY)  # the script speaks the legacy era
+    async with http, McpClient(factory, name="scripted", options=options) as client:
         await client.call_tool("slow")
 
 
