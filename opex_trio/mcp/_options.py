@@ -69,12 +69,13 @@ ElicitationHandler: TypeAlias = (
 )
 """Answers ``elicitation/create``; given the :class:`RequestingServer` too if it takes two."""
 RootsProvider: TypeAlias = (
-    Sequence[Root | Mapping[str, Any]]
-    | Callable[[], Awaitable[Sequence[Root | Mapping[str, Any]]]]
-    | Callable[[RequestingServer], Awaitable[Sequence[Root | Mapping[str, Any]]]]
+    Sequence[str | Root | Mapping[str, Any]]
+    | Callable[[], Awaitable[Sequence[str | Root | Mapping[str, Any]]]]
+    | Callable[[RequestingServer], Awaitable[Sequence[str | Root | Mapping[str, Any]]]]
 )
 """The roots to answer ``roots/list`` with: a fixed list, or an async function returning one
-(given the :class:`RequestingServer` if it takes an argument)."""
+(given the :class:`RequestingServer` if it takes an argument). Each root is a ``file://``
+URI string, a :class:`~opex_trio.protocol.types.Root` or a mapping with a ``"uri"``."""
 
 
 @attrs.frozen
@@ -117,16 +118,23 @@ LOG_LEVELS = {
 
 
 def checked_roots(roots: Any) -> list[dict[str, Any]]:
-    """``roots`` as ``roots/list`` sends them; :class:`ConfigError` unless each is a file:// URI."""
+    """``roots`` as ``roots/list`` sends them; :class:`ConfigError` unless each is a file:// URI.
+
+    A root is a URI string, a :class:`~opex_trio.protocol.types.Root`, or a
+    ``{"uri": ..., "name": ...}`` mapping.
+    """
     if isinstance(roots, str | bytes | Mapping) or not isinstance(roots, Sequence):
         raise ConfigError(f"roots must be a list of roots, got {type(roots).__name__}")
     listed = []
     for root in roots:
         item = root.to_dict() if isinstance(root, Root) else root
+        if isinstance(item, str):
+            item = {"uri": item}
         uri = item.get("uri") if isinstance(item, Mapping) else None
         if not isinstance(uri, str) or not uri.startswith("file://"):
             raise ConfigError(
-                f"a root must be a file:// URI (the protocol allows no other), got {root!r}"
+                "a root must be a file:// URI (the protocol allows no other), given as a"
+                f" string, a Root or a mapping with a 'uri'; got {root!r}"
             )
         listed.append(dict(item))
     return listed

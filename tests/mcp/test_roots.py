@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from opex_trio.errors import ConfigError, UsageError
+from opex_trio.mcp._options import checked_roots
 from opex_trio.mcp.client import ClientOptions, McpClient
 from opex_trio.mcp.manager import ServerOptions, SessionManager
 from opex_trio.protocol.types import Root
@@ -36,9 +37,11 @@ def changes(server: McpTestServer) -> int:
 
 def test_only_file_uris_are_roots() -> None:
     assert ClientOptions(roots=[Root("file:///srv"), {"uri": "file:///tmp"}]).roots
-    for bad in ([{"uri": "https://example.com"}], [{"name": "no uri"}], ["file:///x"], "file:///x"):
+    # A plain URI string is a root too; the list sent is the protocol's shape.
+    assert checked_roots(["file:///srv/x"]) == [{"uri": "file:///srv/x"}]
+    for bad in ([{"uri": "https://example.com"}], [{"name": "no uri"}], ["https://x"], "file:///x"):
         with pytest.raises(ConfigError, match="root"):
-            ClientOptions(roots=bad)  # type: ignore[arg-type]
+            ClientOptions(roots=bad)
     with pytest.raises(ConfigError, match="file://"):
         SessionManager(roots=[{"uri": "s3://bucket"}])
 
