@@ -14,8 +14,10 @@ tested against a real process.
 
 Tool functions take ``(arguments, ctx)`` and may be sync or async; they
 return a string (one text block), a dict (a full ``CallToolResult``), or raise
-:class:`ToolFailure` for an ``isError`` result. ``ctx`` (:class:`ToolContext`)
-sends progress, log messages and server-to-client requests.
+:class:`ToolFailure` for an ``isError`` result; any other exception also becomes
+an ``isError`` result naming it (logged with its traceback), as real servers do.
+``ctx`` (:class:`ToolContext`) sends progress, log messages and server-to-client
+requests.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
+import logging
 import os
 import signal
 import subprocess
@@ -49,6 +52,8 @@ from ._connection import _Connection as _Connection
 from ._connection import _RpcError as _RpcError
 
 __all__ = ["McpTestServer", "ToolContext", "ToolFailure", "builtin_server", "main"]
+
+logger = logging.getLogger("opex_trio.testing.mcp_server")
 
 
 class McpTestServer:
@@ -227,6 +232,14 @@ class McpTestServer:
                 value = await value
         except ToolFailure as exc:
             return {"content": [{"type": "text", "text": str(exc)}], "isError": True}
+        except _RpcError:
+            raise
+        except Exception as exc:
+            # As real servers do: a tool that breaks is the call's error
+            # result, never the end of the server.
+            logger.warning("tool %r raised %r", name, exc, exc_info=True)
+            text = f"tool {name!r} raised {type(exc).__name__}: {exc}"
+            return {"content": [{"type": "text", "text": text}], "isError": True}
         if value is _NO_ANSWER:
             return value
         if isinstance(value, str):
