@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -11,29 +10,9 @@ import trio
 from opex_trio.agent.chat import Chat
 from opex_trio.errors import RequestTimeoutError
 from opex_trio.mcp.client import ClientOptions
-from opex_trio.testing.mcp_server import McpTestServer, ToolContext, builtin_server
+from tests.mcp.support import long_job_server
 
 from .test_chat import asks, call, says, setup, tool_messages
-
-
-def long_job_server() -> McpTestServer:
-    server = builtin_server()
-
-    @server.tool(
-        input_schema={
-            "type": "object",
-            "properties": {"steps": {"type": "integer"}, "every": {"type": "number"}},
-        }
-    )
-    async def long_job(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Report progress every ``every`` seconds for ``steps`` steps."""
-        steps = int(args["steps"])
-        for i in range(1, steps + 1):
-            await trio.sleep(float(args["every"]))
-            await ctx.progress(i, steps)
-        return "finished"
-
-    return server
 
 
 async def test_the_manager_resets_per_call_and_per_server(autojump_clock: Any) -> None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import trio
+
 from opex_trio.mcp.client import ClientOptions, McpClient
+from opex_trio.testing.mcp_server import McpTestServer, ToolContext, builtin_server
 from opex_trio.transports.base import Transport
 from opex_trio.transports.stdio import StdioParameters, open_stdio_transport
 
@@ -103,3 +107,24 @@ class LeakCheck:
         leaked = open_fds() - self.fds
         # The listing itself opens one fd that is closed again.
         assert not {fd for fd in leaked if os.path.exists(f"/proc/self/fd/{fd}")}, leaked
+
+
+def long_job_server() -> McpTestServer:
+    """The built-in test server plus ``long_job``, a tool that reports progress as it goes."""
+    server = builtin_server()
+
+    @server.tool(
+        input_schema={
+            "type": "object",
+            "properties": {"steps": {"type": "integer"}, "every": {"type": "number"}},
+        }
+    )
+    async def long_job(args: Mapping[str, Any], ctx: ToolContext) -> str:
+        """Report progress every ``every`` seconds for ``steps`` steps."""
+        steps = int(args["steps"])
+        for i in range(1, steps + 1):
+            await trio.sleep(float(args["every"]))
+            await ctx.progress(i, steps)
+        return "finished"
+
+    return server

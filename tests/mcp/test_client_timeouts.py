@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,27 +12,8 @@ import trio
 from opex_trio.errors import RequestTimeoutError
 from opex_trio.mcp.client import ClientOptions, McpClient
 from opex_trio.protocol.types import ProgressParams
-from opex_trio.testing.mcp_server import McpTestServer, ToolContext, builtin_server
-
-
-def slow_server() -> McpTestServer:
-    server = builtin_server()
-
-    @server.tool(
-        input_schema={
-            "type": "object",
-            "properties": {"steps": {"type": "integer"}, "every": {"type": "number"}},
-        }
-    )
-    async def long_job(args: Mapping[str, Any], ctx: ToolContext) -> str:
-        """Report progress every ``every`` seconds for ``steps`` steps."""
-        steps = int(args["steps"])
-        for i in range(1, steps + 1):
-            await trio.sleep(float(args["every"]))
-            await ctx.progress(i, steps)
-        return "finished"
-
-    return server
+from opex_trio.testing.mcp_server import McpTestServer, builtin_server
+from tests.mcp.support import long_job_server
 
 
 @asynccontextmanager
@@ -46,7 +27,7 @@ async def connected(
 
 
 async def test_progress_restarts_the_idle_deadline(autojump_clock: Any) -> None:
-    async with connected(slow_server()) as client:
+    async with connected(long_job_server()) as client:
         start = trio.current_time()
         # 60 s of work with progress every second, under a 5 s idle deadline.
         result = await client.call_tool(
@@ -63,7 +44,7 @@ async def test_progress_restarts_the_idle_deadline(autojump_clock: Any) -> None:
 
 
 async def test_the_idle_deadline_still_fires_between_progress(autojump_clock: Any) -> None:
-    async with connected(slow_server()) as client:
+    async with connected(long_job_server()) as client:
         seen: list[float] = []
         start = trio.current_time()
         with pytest.raises(RequestTimeoutError, match="no answer or progress") as info:
@@ -91,7 +72,7 @@ async def test_the_idle_deadline_still_fires_between_progress(autojump_clock: An
 
 
 async def test_the_maximum_total_bounds_a_call_that_keeps_reporting(autojump_clock: Any) -> None:
-    server = slow_server()
+    server = long_job_server()
     async with connected(server) as client:
         start = trio.current_time()
         with pytest.raises(RequestTimeoutError, match="maximum total of 20 s") as info:
@@ -111,7 +92,7 @@ async def test_the_maximum_total_bounds_a_call_that_keeps_reporting(autojump_clo
 
 async def test_reset_on_progress_as_the_client_option(autojump_clock: Any) -> None:
     options = ClientOptions(request_timeout=2, reset_on_progress=True, max_total_timeout=30)
-    async with connected(slow_server(), options) as client:
+    async with connected(long_job_server(), options) as client:
         start = trio.current_time()
         result = await client.call_tool("long_job", {"steps": 10, "every": 1.5})
         assert result.text == "finished"
@@ -126,7 +107,7 @@ async def test_reset_on_progress_as_the_client_option(autojump_clock: Any) -> No
 
 
 async def test_many_progress_reports_do_not_grow_the_heap(autojump_clock: Any) -> None:
-    async with connected(slow_server()) as client:
+    async with connected(long_job_server()) as client:
         reports: list[ProgressParams] = []
         await client.call_tool(
             "long_job",
