@@ -62,7 +62,6 @@ from ..errors import (
     McpError,
     MessageTooLargeError,
     OpexError,
-    ProtocolError,
     RequestTimeoutError,
     SessionExpiredError,
     TransportClosedError,
@@ -95,7 +94,7 @@ from ..protocol.versions import Era
 from ..transports.base import Outgoing, RequestFailure, Transport, TransportFactory
 from ._deadlines import TIMED_OUT, Deadlines
 from ._eras import new_session, open_session
-from ._inbound import Notices, answer
+from ._inbound import Notices, answer, error_answer
 from ._options import ClientOptions, Notice, RequestingServer, SessionRenewed
 from ._reply import Reply
 from ._subscriptions import Subscriptions
@@ -557,17 +556,9 @@ class Actor:
             self._server_tasks[request.id] = scope
             try:
                 result = await answer(self.options, request, self._requesting_server())
-            except McpError as exc:
-                events = self._session.respond_error(request.id, exc.code, exc.message, exc.data)
-            except ProtocolError as exc:
-                events = self._session.respond_error(request.id, jsonrpc.INVALID_PARAMS, str(exc))
-            except Exception as exc:
-                logger.exception(
-                    "answering %s from MCP server %r failed", request.method, self.name
-                )
-                events = self._session.respond_error(
-                    request.id, jsonrpc.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
-                )
+            except Exception as exc:  # noqa: BLE001 - answered; error_answer logs a handler's bug
+                code, message, data = error_answer(exc, request.method, self.name)
+                events = self._session.respond_error(request.id, code, message, data)
             else:
                 # A modern server's input: answering the last one sends its request again.
                 events = self._session.respond(request.id, result)

@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from ..errors import ConfigError, McpError
+from ..errors import ConfigError, McpError, ProtocolError
 from ..protocol import jsonrpc
 from ..protocol.jsonrpc import Request
 from ..protocol.session import LogReceived, ProgressReceived
@@ -34,7 +34,7 @@ from ._options import (
 )
 from .elicitation import check_answer
 
-__all__ = ["Notices", "answer"]
+__all__ = ["Notices", "answer", "error_answer"]
 
 logger = logging.getLogger("opex_trio.mcp")
 
@@ -154,6 +154,21 @@ async def answer(
                 )
         return answered
     raise McpError(jsonrpc.METHOD_NOT_FOUND, f"method not supported: {request.method}")
+
+
+def error_answer(exc: Exception, method: str, server: str) -> tuple[int, str, Any]:
+    """The JSON-RPC error (code, message, data) that answers a server request which raised ``exc``.
+
+    An :class:`~opex_trio.errors.McpError` goes back as it is, a request we
+    could not read as invalid params; anything else is a bug in a handler,
+    logged with its traceback and answered as an internal error.
+    """
+    if isinstance(exc, McpError):
+        return exc.code, exc.message, exc.data
+    if isinstance(exc, ProtocolError):
+        return jsonrpc.INVALID_PARAMS, str(exc), None
+    logger.error("answering %s from MCP server %r failed", method, server, exc_info=exc)
+    return jsonrpc.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", None
 
 
 def _check_sampling(options: ClientOptions, message: CreateMessageParams) -> None:
